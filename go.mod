@@ -1,0 +1,3 @@
+module github.com/hyperos/hyperos
+
+go 1.26
