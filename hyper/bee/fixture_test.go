@@ -1,6 +1,7 @@
 package bee_test
 
 import (
+	"compress/gzip"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -57,12 +58,17 @@ type beeFixture struct {
 
 func loadFixture(t testing.TB) *beeFixture {
 	t.Helper()
-	raw, err := os.ReadFile("testdata/bee.json")
+	fh, err := os.Open("testdata/bee.json.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	zr, err := gzip.NewReader(fh)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var f beeFixture
-	if err := json.Unmarshal(raw, &f); err != nil {
+	if err := json.NewDecoder(zr).Decode(&f); err != nil {
 		t.Fatal(err)
 	}
 	return &f

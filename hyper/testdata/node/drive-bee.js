@@ -2,7 +2,7 @@
 // hyperbee for a seeded sequence of puts and deletes (enough keys to force
 // splits, borrows and merges), a batch, and the expected get/range results
 // at several versions. Run from this directory:
-//   node drive-bee.js > ../../bee/testdata/bee.json
+//   node drive-bee.js | gzip -n -9 > ../../bee/testdata/bee.json.gz
 const fs = require('fs')
 const os = require('os')
 const path = require('path')
