@@ -1,0 +1,449 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/hyperos/hyperos/hyper/core/wire"
+)
+
+// On-disk layout of a Dir store (all integers little-endian):
+//
+//	blocks  "HCBLK001" then block values, back to back, append-only.
+//	log     "HCLOG001" then frames, append-only:
+//	          u32 n ‖ u32 crc32c(u32 n ‖ payload) ‖ payload (n bytes)
+//	        a payload is a sequence of records:
+//	          0x01 node:   u64 index ‖ u64 size ‖ hash[32]
+//	          0x02 block:  u64 index ‖ u64 offset ‖ u32 length ‖ u32 crc32c(value)
+//	          0x03 header: u32 length ‖ MarshalHeader bytes
+//
+// One Commit writes its block values to the end of blocks and fsyncs, then
+// appends one frame to log and fsyncs: the frame is the commit point. On
+// open the log is replayed up to the first frame that is short or fails
+// its checksum (a torn write of an unacknowledged commit) and truncated
+// there; block values past the last referenced byte are cut off too. A
+// block whose bytes were later damaged fails its CRC on read and is
+// reported as ErrCorrupt, never returned.
+const (
+	blocksMagic = "HCBLK001"
+	logMagic    = "HCLOG001"
+	magicLen    = 8
+
+	recNode   = 0x01
+	recBlock  = 0x02
+	recHeader = 0x03
+
+	frameHeaderLen = 8
+	// maxFrame bounds one frame so that a damaged length cannot make us
+	// allocate absurd amounts while replaying.
+	maxFrame = 1 << 30
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+type blockRef struct {
+	off    uint64
+	length uint32
+	crc    uint32
+}
+
+// Dir is a Storage kept in one directory.
+type Dir struct {
+	mu        sync.RWMutex
+	path      string
+	blocks    *os.File
+	log       *os.File
+	blocksEnd uint64
+	logEnd    uint64
+	header    *Header
+	nodes     map[uint64]wire.Node
+	refs      map[uint64]blockRef
+	// broken is set when a failed write could not be rolled back; the
+	// store then refuses writes so that nothing is appended after garbage.
+	broken error
+	closed bool
+}
+
+// OpenDir opens (creating if needed) the store in directory path.
+func OpenDir(path string) (*Dir, error) {
+	if err := os.MkdirAll(path, 0o700); err != nil {
+		return nil, fmt.Errorf("create store dir: %w", err)
+	}
+	d := &Dir{path: path, nodes: map[uint64]wire.Node{}, refs: map[uint64]blockRef{}}
+	var err error
+	if d.blocks, err = openFile(path, "blocks", blocksMagic); err != nil {
+		return nil, err
+	}
+	if d.log, err = openFile(path, "log", logMagic); err != nil {
+		d.blocks.Close()
+		return nil, err
+	}
+	if err := d.replay(); err != nil {
+		d.blocks.Close()
+		d.log.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// openFile opens a store file, writing its magic if it is new (or was
+// torn before its magic became durable, when it cannot hold data yet).
+func openFile(dir, name, magic string) (*os.File, error) {
+	p := filepath.Join(dir, name)
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", p, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("stat %s: %w", p, err)
+	}
+	if st.Size() < magicLen {
+		if err := f.Truncate(0); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("reset %s: %w", p, err)
+		}
+		if _, err := f.WriteAt([]byte(magic), 0); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("write %s magic: %w", p, err)
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("sync %s: %w", p, err)
+		}
+		if err := syncDir(dir); err != nil {
+			f.Close()
+			return nil, err
+		}
+		return f, nil
+	}
+	got := make([]byte, magicLen)
+	if _, err := f.ReadAt(got, 0); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("read %s magic: %w", p, err)
+	}
+	if string(got) != magic {
+		f.Close()
+		return nil, fmt.Errorf("%s is not a store file (magic %q): %w", p, got, ErrCorrupt)
+	}
+	return f, nil
+}
+
+// syncDir makes a file creation durable. Directories cannot be fsynced on
+// every platform; failing to open one for that is not an error there.
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
+		return fmt.Errorf("sync dir %s: %w", dir, err)
+	}
+	return nil
+}
+
+// replay rebuilds the in-memory index from the log and cuts off torn tails.
+func (d *Dir) replay() error {
+	st, err := d.log.Stat()
+	if err != nil {
+		return fmt.Errorf("stat log: %w", err)
+	}
+	size := uint64(st.Size())
+	off := uint64(magicLen)
+	var hdr [frameHeaderLen]byte
+	for off+frameHeaderLen <= size {
+		if _, err := d.log.ReadAt(hdr[:], int64(off)); err != nil {
+			return fmt.Errorf("read log frame at %d: %w", off, err)
+		}
+		n := uint64(binary.LittleEndian.Uint32(hdr[0:4]))
+		if n > maxFrame || off+frameHeaderLen+n > size {
+			break
+		}
+		payload := make([]byte, n)
+		if _, err := d.log.ReadAt(payload, int64(off+frameHeaderLen)); err != nil {
+			return fmt.Errorf("read log frame at %d: %w", off, err)
+		}
+		c := crc32.Update(crc32.Checksum(hdr[0:4], castagnoli), castagnoli, payload)
+		if c != binary.LittleEndian.Uint32(hdr[4:8]) {
+			break
+		}
+		if err := d.apply(payload); err != nil {
+			break // a frame that checksums but does not parse: treat as the end
+		}
+		off += frameHeaderLen + n
+	}
+	if off != size {
+		if err := d.log.Truncate(int64(off)); err != nil {
+			return fmt.Errorf("truncate torn log tail at %d: %w", off, err)
+		}
+		if err := d.log.Sync(); err != nil {
+			return fmt.Errorf("sync log: %w", err)
+		}
+	}
+	d.logEnd = off
+
+	bst, err := d.blocks.Stat()
+	if err != nil {
+		return fmt.Errorf("stat blocks: %w", err)
+	}
+	bsize := uint64(bst.Size())
+	end := uint64(magicLen)
+	for i, r := range d.refs {
+		if r.off+uint64(r.length) > bsize || r.off < magicLen {
+			delete(d.refs, i) // its bytes are gone: the block is missing, not wrong
+			continue
+		}
+		end = max(end, r.off+uint64(r.length))
+	}
+	if bsize > end {
+		if err := d.blocks.Truncate(int64(end)); err != nil {
+			return fmt.Errorf("truncate unreferenced blocks tail: %w", err)
+		}
+		if err := d.blocks.Sync(); err != nil {
+			return fmt.Errorf("sync blocks: %w", err)
+		}
+	}
+	d.blocksEnd = end
+	return nil
+}
+
+// apply parses one frame into a pending set and merges it only if the
+// whole frame is valid, keeping commits atomic.
+func (d *Dir) apply(p []byte) error {
+	var (
+		nodes []wire.Node
+		refs  = map[uint64]blockRef{}
+		hdr   *Header
+	)
+	for len(p) > 0 {
+		switch p[0] {
+		case recNode:
+			if len(p) < 1+48 {
+				return ErrCorrupt
+			}
+			n := wire.Node{Index: binary.LittleEndian.Uint64(p[1:]), Size: binary.LittleEndian.Uint64(p[9:])}
+			copy(n.Hash[:], p[17:49])
+			nodes = append(nodes, n)
+			p = p[49:]
+		case recBlock:
+			if len(p) < 1+24 {
+				return ErrCorrupt
+			}
+			refs[binary.LittleEndian.Uint64(p[1:])] = blockRef{
+				off:    binary.LittleEndian.Uint64(p[9:]),
+				length: binary.LittleEndian.Uint32(p[17:]),
+				crc:    binary.LittleEndian.Uint32(p[21:]),
+			}
+			p = p[25:]
+		case recHeader:
+			if len(p) < 5 {
+				return ErrCorrupt
+			}
+			n := uint64(binary.LittleEndian.Uint32(p[1:]))
+			if uint64(len(p)-5) < n {
+				return ErrCorrupt
+			}
+			h, err := UnmarshalHeader(p[5 : 5+n])
+			if err != nil {
+				return err
+			}
+			hdr = h
+			p = p[5+n:]
+		default:
+			return ErrCorrupt
+		}
+	}
+	for _, n := range nodes {
+		d.nodes[n.Index] = n
+	}
+	for i, r := range refs {
+		d.refs[i] = r
+	}
+	if hdr != nil {
+		d.header = hdr
+	}
+	return nil
+}
+
+// Header implements Storage.
+func (d *Dir) Header() (*Header, error) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if d.closed {
+		return nil, ErrClosed
+	}
+	return d.header.Clone(), nil
+}
+
+// GetNode implements Storage.
+func (d *Dir) GetNode(index uint64) (wire.Node, bool, error) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if d.closed {
+		return wire.Node{}, false, ErrClosed
+	}
+	n, ok := d.nodes[index]
+	return n, ok, nil
+}
+
+// HasBlock implements Storage.
+func (d *Dir) HasBlock(index uint64) bool {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	_, ok := d.refs[index]
+	return ok
+}
+
+// GetBlock implements Storage. Damaged bytes are reported, not returned.
+func (d *Dir) GetBlock(index uint64) ([]byte, bool, error) {
+	d.mu.RLock()
+	r, ok := d.refs[index]
+	closed := d.closed
+	d.mu.RUnlock()
+	if closed {
+		return nil, false, ErrClosed
+	}
+	if !ok {
+		return nil, false, nil
+	}
+	buf := make([]byte, r.length)
+	if _, err := d.blocks.ReadAt(buf, int64(r.off)); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, false, fmt.Errorf("block %d: short read: %w", index, ErrCorrupt)
+		}
+		return nil, false, fmt.Errorf("read block %d: %w", index, err)
+	}
+	if crc32.Checksum(buf, castagnoli) != r.crc {
+		return nil, false, fmt.Errorf("block %d: checksum mismatch: %w", index, ErrCorrupt)
+	}
+	return buf, true, nil
+}
+
+// Commit implements Storage: block values first, then one log frame, each
+// fsynced, so the frame is the atomic commit point.
+func (d *Dir) Commit(b *Batch) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return ErrClosed
+	}
+	if d.broken != nil {
+		return fmt.Errorf("store is read-only after a failed write: %w", d.broken)
+	}
+	var payload bytes.Buffer
+	refs := make(map[uint64]blockRef, len(b.Blocks))
+	var values bytes.Buffer
+	for _, blk := range b.Blocks {
+		if uint64(len(blk.Value)) > 1<<32-1 {
+			return fmt.Errorf("block %d is too large (%d bytes)", blk.Index, len(blk.Value))
+		}
+		r := blockRef{off: d.blocksEnd + uint64(values.Len()), length: uint32(len(blk.Value)), crc: crc32.Checksum(blk.Value, castagnoli)}
+		values.Write(blk.Value)
+		refs[blk.Index] = r
+		var rec [25]byte
+		rec[0] = recBlock
+		binary.LittleEndian.PutUint64(rec[1:], blk.Index)
+		binary.LittleEndian.PutUint64(rec[9:], r.off)
+		binary.LittleEndian.PutUint32(rec[17:], r.length)
+		binary.LittleEndian.PutUint32(rec[21:], r.crc)
+		payload.Write(rec[:])
+	}
+	for _, n := range b.Nodes {
+		var rec [49]byte
+		rec[0] = recNode
+		binary.LittleEndian.PutUint64(rec[1:], n.Index)
+		binary.LittleEndian.PutUint64(rec[9:], n.Size)
+		copy(rec[17:], n.Hash[:])
+		payload.Write(rec[:])
+	}
+	if b.Header != nil {
+		h, err := MarshalHeader(b.Header)
+		if err != nil {
+			return err
+		}
+		var rec [5]byte
+		rec[0] = recHeader
+		binary.LittleEndian.PutUint32(rec[1:], uint32(len(h)))
+		payload.Write(rec[:])
+		payload.Write(h)
+	}
+	if payload.Len() > maxFrame {
+		return fmt.Errorf("commit of %d bytes of metadata is too large; split it", payload.Len())
+	}
+	if payload.Len() == 0 {
+		return nil
+	}
+
+	if values.Len() > 0 {
+		if err := d.appendSync(d.blocks, "blocks", d.blocksEnd, values.Bytes()); err != nil {
+			return err
+		}
+	}
+	frame := make([]byte, frameHeaderLen+payload.Len())
+	binary.LittleEndian.PutUint32(frame[0:4], uint32(payload.Len()))
+	copy(frame[frameHeaderLen:], payload.Bytes())
+	c := crc32.Update(crc32.Checksum(frame[0:4], castagnoli), castagnoli, frame[frameHeaderLen:])
+	binary.LittleEndian.PutUint32(frame[4:8], c)
+	if err := d.appendSync(d.log, "log", d.logEnd, frame); err != nil {
+		return err
+	}
+
+	d.blocksEnd += uint64(values.Len())
+	d.logEnd += uint64(len(frame))
+	for i, r := range refs {
+		d.refs[i] = r
+	}
+	for _, n := range b.Nodes {
+		d.nodes[n.Index] = n
+	}
+	if b.Header != nil {
+		d.header = b.Header.Clone()
+	}
+	return nil
+}
+
+// appendSync writes data at off and fsyncs. On failure it cuts the file
+// back to off so that no later commit lands behind a partial write.
+func (d *Dir) appendSync(f *os.File, name string, off uint64, data []byte) error {
+	_, err := f.WriteAt(data, int64(off))
+	if err == nil {
+		err = f.Sync()
+	}
+	if err == nil {
+		return nil
+	}
+	werr := fmt.Errorf("append to %s: %w", name, err)
+	if terr := f.Truncate(int64(off)); terr != nil {
+		d.broken = werr
+		return fmt.Errorf("%w (and rollback failed: %v)", werr, terr)
+	}
+	return werr
+}
+
+// Close implements Storage.
+func (d *Dir) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	err1 := d.blocks.Close()
+	err2 := d.log.Close()
+	if err1 != nil {
+		return fmt.Errorf("close blocks: %w", err1)
+	}
+	if err2 != nil {
+		return fmt.Errorf("close log: %w", err2)
+	}
+	return nil
+}

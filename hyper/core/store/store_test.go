@@ -1,0 +1,446 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/hyperos/hyperos/hyper/core/wire"
+)
+
+func testHeader(length uint64) *Header {
+	h := &Header{Fork: 1, Length: length, Signature: bytes.Repeat([]byte{byte(length)}, 68)}
+	h.Key[0] = 0xaa
+	h.Manifest = &wire.Manifest{Version: 1, Quorum: 1, Signers: []wire.Signer{{PublicKey: [32]byte{1, 2, 3}}}}
+	if length%2 == 0 {
+		h.SecretKey = bytes.Repeat([]byte{7}, 64)
+	}
+	return h
+}
+
+// history is a deterministic sequence of commits and the state each
+// leaves behind, used to check what a store must hold after a crash.
+type history struct {
+	batches []*Batch
+}
+
+func makeHistory(rng *rand.Rand, n int) *history {
+	h := &history{}
+	var next uint64
+	for i := 0; i < n; i++ {
+		b := &Batch{}
+		for k := rng.IntN(4); k > 0; k-- {
+			v := make([]byte, rng.IntN(300))
+			for j := range v {
+				v[j] = byte(rng.IntN(256))
+			}
+			b.Blocks = append(b.Blocks, Block{Index: next, Value: v})
+			next++
+		}
+		for k := rng.IntN(5); k > 0; k-- {
+			var nd wire.Node
+			nd.Index = uint64(rng.IntN(1000))
+			nd.Size = uint64(rng.IntN(1 << 20))
+			for j := range nd.Hash {
+				nd.Hash[j] = byte(rng.IntN(256))
+			}
+			b.Nodes = append(b.Nodes, nd)
+		}
+		if rng.IntN(3) == 0 || i == 0 {
+			b.Header = testHeader(next)
+		}
+		h.batches = append(h.batches, b)
+	}
+	return h
+}
+
+// state is what a store must contain after the first n commits.
+type state struct {
+	header *Header
+	nodes  map[uint64]wire.Node
+	blocks map[uint64][]byte
+}
+
+func (h *history) stateAfter(n int) state {
+	s := state{nodes: map[uint64]wire.Node{}, blocks: map[uint64][]byte{}}
+	for _, b := range h.batches[:n] {
+		for _, blk := range b.Blocks {
+			s.blocks[blk.Index] = blk.Value
+		}
+		for _, nd := range b.Nodes {
+			s.nodes[nd.Index] = nd
+		}
+		if b.Header != nil {
+			s.header = b.Header
+		}
+	}
+	return s
+}
+
+// checkExact requires st to hold exactly s.
+func checkExact(t *testing.T, st Storage, s state) {
+	t.Helper()
+	h, err := st.Header()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(h, s.header) {
+		t.Fatalf("header\n got %+v\nwant %+v", h, s.header)
+	}
+	for i := uint64(0); i < 1000; i++ {
+		n, ok, err := st.GetNode(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, wok := s.nodes[i]
+		if ok != wok || n != want {
+			t.Fatalf("node %d: got %v %+v want %v", i, ok, n, wok)
+		}
+	}
+	for i := uint64(0); i < 1000; i++ {
+		v, ok, err := st.GetBlock(i)
+		if err != nil {
+			t.Fatalf("block %d: %v", i, err)
+		}
+		want, wok := s.blocks[i]
+		if ok != wok || !bytes.Equal(v, want) || st.HasBlock(i) != wok {
+			t.Fatalf("block %d: got %v want %v", i, ok, wok)
+		}
+	}
+}
+
+func TestMemoryAndDirRoundTrip(t *testing.T) {
+	h := makeHistory(rand.New(rand.NewPCG(1, 1)), 50)
+	dir := t.TempDir()
+	for name, open := range map[string]func() Storage{
+		"memory": func() Storage { return NewMemory() },
+		"dir": func() Storage {
+			d, err := OpenDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return d
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			st := open()
+			checkExact(t, st, h.stateAfter(0))
+			for i, b := range h.batches {
+				if err := st.Commit(b); err != nil {
+					t.Fatal(err)
+				}
+				if i%10 == 0 {
+					checkExact(t, st, h.stateAfter(i+1))
+				}
+			}
+			checkExact(t, st, h.stateAfter(len(h.batches)))
+			st.Close()
+			if _, _, err := st.GetBlock(0); !errors.Is(err, ErrClosed) {
+				t.Errorf("after close: %v", err)
+			}
+		})
+	}
+	d, err := OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	checkExact(t, d, h.stateAfter(len(h.batches)))
+}
+
+type sizes struct{ log, blocks int64 }
+
+func fileSize(t *testing.T, p string) int64 {
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Size()
+}
+
+// buildStore commits h into dir, recording the file sizes after each
+// acknowledged commit.
+func buildStore(t *testing.T, dir string, h *history) []sizes {
+	d, err := OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acked := []sizes{{fileSize(t, filepath.Join(dir, "log")), fileSize(t, filepath.Join(dir, "blocks"))}}
+	for _, b := range h.batches {
+		if err := d.Commit(b); err != nil {
+			t.Fatal(err)
+		}
+		acked = append(acked, sizes{fileSize(t, filepath.Join(dir, "log")), fileSize(t, filepath.Join(dir, "blocks"))})
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return acked
+}
+
+func copyDir(t *testing.T, from, to string) {
+	for _, name := range []string{"log", "blocks"} {
+		b, err := os.ReadFile(filepath.Join(from, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(to, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func cut(t *testing.T, p string, size int64, garbage []byte) {
+	if err := os.Truncate(p, size); err != nil {
+		t.Fatal(err)
+	}
+	if len(garbage) > 0 {
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Write(garbage)
+		f.Close()
+	}
+}
+
+// TestCrashLosesNothingAcknowledged simulates a crash during commit k+1:
+// both files are cut anywhere after what commit k made durable, optionally
+// followed by junk (a torn sector). Reopening must show exactly commits
+// 1..k, or 1..k+1 when its frame happened to survive whole, and the store
+// must keep working.
+func TestCrashLosesNothingAcknowledged(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	h := makeHistory(rng, 40)
+	golden := t.TempDir()
+	acked := buildStore(t, golden, h)
+	for trial := 0; trial < 300; trial++ {
+		k := rng.IntN(len(h.batches))
+		dir := t.TempDir()
+		copyDir(t, golden, dir)
+		final := acked[len(acked)-1]
+		logCut := acked[k].log + rng.Int64N(acked[k+1].log-acked[k].log+1)
+		blkCut := acked[k].blocks + rng.Int64N(final.blocks-acked[k].blocks+1)
+		if logCut == acked[k+1].log && blkCut < acked[k+1].blocks {
+			// the log frame cannot be durable before the values it names
+			blkCut = acked[k+1].blocks
+		}
+		var junk []byte
+		if rng.IntN(2) == 0 {
+			junk = make([]byte, 1+rng.IntN(64))
+			for i := range junk {
+				junk[i] = byte(rng.IntN(256))
+			}
+		}
+		cut(t, filepath.Join(dir, "log"), logCut, junk)
+		cut(t, filepath.Join(dir, "blocks"), blkCut, junk)
+
+		d, err := OpenDir(dir)
+		if err != nil {
+			t.Fatalf("trial %d: reopen: %v", trial, err)
+		}
+		want := k
+		if logCut == acked[k+1].log {
+			want = k + 1
+		}
+		checkExact(t, d, h.stateAfter(want))
+		// the store keeps working after recovery
+		if err := d.Commit(h.batches[want%len(h.batches)]); err != nil {
+			t.Fatal(err)
+		}
+		d.Close()
+		d, err = OpenDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		extra := &history{batches: append(append([]*Batch{}, h.batches[:want]...), h.batches[want%len(h.batches)])}
+		checkExact(t, d, extra.stateAfter(len(extra.batches)))
+		d.Close()
+	}
+}
+
+// TestDamageNeverReturnsWrongData cuts or flips bytes anywhere, even in
+// acknowledged data (disk damage rather than a crash). The store may lose
+// data, but whatever it returns must be what was written.
+func TestDamageNeverReturnsWrongData(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	h := makeHistory(rng, 30)
+	golden := t.TempDir()
+	buildStore(t, golden, h)
+	full := h.stateAfter(len(h.batches))
+	// values a node/block index ever had: an older value is allowed
+	// (the damage may cut the log before a later overwrite).
+	everNodes := map[wire.Node]bool{}
+	for _, b := range h.batches {
+		for _, n := range b.Nodes {
+			everNodes[n] = true
+		}
+	}
+	for trial := 0; trial < 300; trial++ {
+		dir := t.TempDir()
+		copyDir(t, golden, dir)
+		name := []string{"log", "blocks"}[rng.IntN(2)]
+		p := filepath.Join(dir, name)
+		size := fileSize(t, p)
+		if rng.IntN(2) == 0 {
+			cut(t, p, rng.Int64N(size+1), nil)
+		} else {
+			f, _ := os.OpenFile(p, os.O_RDWR, 0)
+			off := rng.Int64N(size)
+			var b [1]byte
+			f.ReadAt(b[:], off)
+			b[0] ^= byte(1 + rng.IntN(255))
+			f.WriteAt(b[:], off)
+			f.Close()
+		}
+		d, err := OpenDir(dir)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("trial %d: open failed without ErrCorrupt: %v", trial, err)
+			}
+			continue
+		}
+		for i := uint64(0); i < 1000; i++ {
+			v, ok, err := d.GetBlock(i)
+			if err != nil {
+				if !errors.Is(err, ErrCorrupt) {
+					t.Fatalf("block %d: %v", i, err)
+				}
+				continue
+			}
+			if ok && !bytes.Equal(v, full.blocks[i]) {
+				t.Fatalf("trial %d: block %d returned damaged bytes", trial, i)
+			}
+			if n, ok, _ := d.GetNode(i); ok && !everNodes[n] {
+				t.Fatalf("trial %d: node %d is not one that was written", trial, i)
+			}
+		}
+		if hd, _ := d.Header(); hd != nil {
+			found := false
+			for _, b := range h.batches {
+				if b.Header != nil && reflect.DeepEqual(b.Header, hd) {
+					found = true
+				}
+			}
+			if !found {
+				t.Fatalf("trial %d: header %+v was never written", trial, hd)
+			}
+		}
+		d.Close()
+	}
+}
+
+func TestNotAStore(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "log"), []byte("something else entirely"), 0o600)
+	if _, err := OpenDir(dir); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("foreign file: %v", err)
+	}
+}
+
+func TestHeaderRoundTrip(t *testing.T) {
+	for _, h := range []*Header{testHeader(3), testHeader(4), {Length: 0}} {
+		b, err := MarshalHeader(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := UnmarshalHeader(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, h) {
+			t.Errorf("got %+v want %+v", got, h)
+		}
+		for n := 0; n < len(b); n++ {
+			if _, err := UnmarshalHeader(b[:n]); err == nil {
+				t.Errorf("truncated header (%d of %d) accepted", n, len(b))
+			}
+		}
+	}
+}
+
+func FuzzHeader(f *testing.F) {
+	b, _ := MarshalHeader(testHeader(3))
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		h, err := UnmarshalHeader(data)
+		if err != nil {
+			return
+		}
+		b, err := MarshalHeader(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h2, err := UnmarshalHeader(b)
+		if err != nil || !reflect.DeepEqual(h, h2) {
+			t.Fatalf("unstable header: %v", err)
+		}
+	})
+}
+
+// FuzzOpenDir replays arbitrary log and blocks files: no panic, and any
+// block returned must pass the CRC recorded in a checksummed frame.
+func FuzzOpenDir(f *testing.F) {
+	seedDir := f.TempDir()
+	d, err := OpenDir(seedDir)
+	if err != nil {
+		f.Fatal(err)
+	}
+	h := makeHistory(rand.New(rand.NewPCG(3, 3)), 5)
+	for _, b := range h.batches {
+		d.Commit(b)
+	}
+	d.Close()
+	lg, _ := os.ReadFile(filepath.Join(seedDir, "log"))
+	bl, _ := os.ReadFile(filepath.Join(seedDir, "blocks"))
+	f.Add(lg[magicLen:], bl[magicLen:])
+	f.Fuzz(func(t *testing.T, logBody, blocksBody []byte) {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, "log"), append([]byte(logMagic), logBody...), 0o600)
+		os.WriteFile(filepath.Join(dir, "blocks"), append([]byte(blocksMagic), blocksBody...), 0o600)
+		d, err := OpenDir(dir)
+		if err != nil {
+			return
+		}
+		defer d.Close()
+		for i := range d.refs {
+			if _, _, err := d.GetBlock(i); err != nil && !errors.Is(err, ErrCorrupt) {
+				t.Fatal(err)
+			}
+		}
+		if err := d.Commit(&Batch{Blocks: []Block{{Index: 1, Value: []byte("x")}}}); err != nil {
+			t.Fatal(err)
+		}
+		v, ok, err := d.GetBlock(1)
+		if err != nil || !ok || string(v) != "x" {
+			t.Fatalf("commit after replay: %q %v %v", v, ok, err)
+		}
+	})
+}
+
+func BenchmarkDirCommit(b *testing.B) {
+	for _, size := range []int{4096, 65536} {
+		b.Run(fmt.Sprint(size), func(b *testing.B) {
+			d, err := OpenDir(b.TempDir())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer d.Close()
+			v := make([]byte, size)
+			b.SetBytes(int64(size))
+			for i := 0; i < b.N; i++ {
+				if err := d.Commit(&Batch{Blocks: []Block{{Index: uint64(i), Value: v}}, Nodes: []wire.Node{{Index: uint64(2 * i)}}}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+var _ = io.EOF
