@@ -1,0 +1,511 @@
+// Package core is a Hypercore 11 append-only log: a writer that appends,
+// hashes and signs blocks, and a sparse reader that holds only the blocks
+// and tree nodes it has verified. Both persist through hyper/core/store and
+// speak the wire format of hyper/core/wire, so they interoperate with Node
+// peers.
+//
+// The layer above (Hyperbee, Hyperdrive) sees a core through the Blocks
+// interface. Replication (peer.go) turns wire messages into calls on a Core
+// and back; the transport (Noise, Protomux) lives elsewhere.
+package core
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/hyperos/hyperos/hyper/core/merkle"
+	"github.com/hyperos/hyperos/hyper/core/store"
+	"github.com/hyperos/hyperos/hyper/core/wire"
+)
+
+// Blocks is the view of a core that Hyperbee and Hyperdrive build on.
+type Blocks interface {
+	// Get returns block index, waiting (until ctx ends) for replication to
+	// deliver it if it is within the known length but not stored yet. The
+	// returned bytes have been verified against the signed tree and must
+	// not be modified.
+	Get(ctx context.Context, index uint64) ([]byte, error)
+	// Length is the signed length of the core as far as we know.
+	Length() uint64
+	// Append adds blocks to a writable core and returns the new length.
+	Append(blocks ...[]byte) (uint64, error)
+}
+
+var (
+	// ErrNotWritable: Append on a core without its secret key.
+	ErrNotWritable = errors.New("core: not writable")
+	// ErrOutOfBounds: a block beyond the signed length.
+	ErrOutOfBounds = errors.New("core: block index out of bounds")
+	// ErrNotAvailable: a block we do not have and cannot fetch.
+	ErrNotAvailable = errors.New("core: block not available")
+	// ErrCorrupt: a stored block does not match its verified hash.
+	ErrCorrupt = errors.New("core: stored block is corrupt")
+)
+
+// Core is one Hypercore, writable or a sparse replica.
+type Core struct {
+	mu       sync.RWMutex
+	st       store.Storage
+	key      [32]byte
+	dkey     [32]byte
+	manifest *wire.Manifest
+	verifier *merkle.Verifier
+	tree     *merkle.Tree
+	priv     ed25519.PrivateKey
+	// changed is closed (and replaced) whenever blocks or length change,
+	// waking every Get that waits.
+	changed chan struct{}
+	// fetcher asks replication for a missing block; nil when unreplicated.
+	fetcher   func(index uint64)
+	listeners []func(Event)
+	// contiguous is the number of blocks stored from 0 without a gap.
+	contiguous uint64
+}
+
+// Event tells replication what changed locally.
+type Event struct {
+	// Appended is set when the signed length grew (by Append or a
+	// verified upgrade).
+	Appended bool
+	// Block is the index of a block just stored, when HasBlock is set.
+	Block    uint64
+	HasBlock bool
+}
+
+// CreateOptions configure a new writable core.
+type CreateOptions struct {
+	// Compat makes the key the public key, v10-style, with raw 64-byte
+	// signatures and no manifest on the wire. The default is a v1
+	// manifest core as `new Hypercore()` creates.
+	Compat bool
+	// Manifest overrides the default single-signer manifest; the secret
+	// key must belong to one of its signers, and the quorum must be 1 for
+	// Append to produce complete signatures.
+	Manifest *wire.Manifest
+}
+
+// Create makes a new writable core in an empty store.
+func Create(st store.Storage, priv ed25519.PrivateKey, opts CreateOptions) (*Core, error) {
+	if h, err := st.Header(); err != nil {
+		return nil, fmt.Errorf("create core: %w", err)
+	} else if h != nil {
+		return nil, fmt.Errorf("create core: store already holds core %x", h.Key[:8])
+	}
+	if len(priv) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("create core: secret key is %d bytes", len(priv))
+	}
+	var pub [32]byte
+	copy(pub[:], priv.Public().(ed25519.PublicKey))
+	m := opts.Manifest
+	var key [32]byte
+	switch {
+	case opts.Compat:
+		key, m = pub, nil
+	default:
+		if m == nil {
+			m = merkle.DefaultSignerManifest(pub)
+		}
+		if err := merkle.ValidateManifest(m); err != nil {
+			return nil, fmt.Errorf("create core: %w", err)
+		}
+		var err error
+		if key, err = merkle.ManifestHash(m); err != nil {
+			return nil, fmt.Errorf("create core: %w", err)
+		}
+	}
+	h := &store.Header{Key: key, Manifest: m, SecretKey: bytes.Clone(priv)}
+	if err := st.Commit(&store.Batch{Header: h}); err != nil {
+		return nil, fmt.Errorf("create core: %w", err)
+	}
+	return Open(st)
+}
+
+// NewReader opens (or starts) a replica of the core with key. A manifest,
+// if known, may be given; otherwise it is learned from the first verified
+// upgrade, or the core is taken to be compat.
+func NewReader(st store.Storage, key [32]byte, m *wire.Manifest) (*Core, error) {
+	h, err := st.Header()
+	if err != nil {
+		return nil, fmt.Errorf("open reader: %w", err)
+	}
+	if h != nil {
+		if h.Key != key {
+			return nil, fmt.Errorf("open reader: store holds core %x, not %x", h.Key[:8], key[:8])
+		}
+		return Open(st)
+	}
+	if m != nil {
+		if _, err := merkle.NewVerifier(key, m); err != nil {
+			return nil, fmt.Errorf("open reader: %w", err)
+		}
+	}
+	if err := st.Commit(&store.Batch{Header: &store.Header{Key: key, Manifest: m}}); err != nil {
+		return nil, fmt.Errorf("open reader: %w", err)
+	}
+	return Open(st)
+}
+
+// Open loads an existing core from st.
+func Open(st store.Storage) (*Core, error) {
+	h, err := st.Header()
+	if err != nil {
+		return nil, fmt.Errorf("open core: %w", err)
+	}
+	if h == nil {
+		return nil, fmt.Errorf("open core: store is empty")
+	}
+	c := &Core{st: st, key: h.Key, dkey: merkle.DiscoveryKey(h.Key), changed: make(chan struct{})}
+	if err := c.setManifest(h.Manifest); err != nil {
+		return nil, fmt.Errorf("open core %x: %w", h.Key[:8], err)
+	}
+	if len(h.SecretKey) > 0 {
+		if len(h.SecretKey) != ed25519.PrivateKeySize {
+			return nil, fmt.Errorf("open core: stored secret key is %d bytes", len(h.SecretKey))
+		}
+		c.priv = ed25519.PrivateKey(bytes.Clone(h.SecretKey))
+	}
+	c.tree = &merkle.Tree{Fork: h.Fork, Length: h.Length, Signature: h.Signature}
+	if c.manifest != nil && c.manifest.Prologue != nil {
+		c.tree.Prologue = c.manifest.Prologue
+	}
+	if h.Length > 0 {
+		roots, err := merkle.RootsAt(st, h.Length)
+		if err != nil {
+			return nil, fmt.Errorf("open core %x: %w", h.Key[:8], err)
+		}
+		c.tree.Roots = roots
+		c.tree.ByteLength = merkle.TotalSize(roots)
+	}
+	for c.contiguous < c.tree.Length && st.HasBlock(c.contiguous) {
+		c.contiguous++
+	}
+	return c, nil
+}
+
+func (c *Core) setManifest(m *wire.Manifest) error {
+	v, err := merkle.NewVerifier(c.key, m)
+	if err != nil {
+		return err
+	}
+	c.manifest, c.verifier = m, v
+	return nil
+}
+
+// Key is the core's public identifier (the manifest hash, or the public
+// key for compat cores).
+func (c *Core) Key() [32]byte { return c.key }
+
+// DiscoveryKey is the topic under which peers find each other.
+func (c *Core) DiscoveryKey() [32]byte { return c.dkey }
+
+// Manifest returns the core's manifest, or nil for a compat core.
+func (c *Core) Manifest() *wire.Manifest {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.manifest == nil || c.verifier.Compat {
+		return nil
+	}
+	return c.manifest
+}
+
+// Compat reports whether the core's key is its signer's public key.
+func (c *Core) Compat() bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.verifier.Compat
+}
+
+// Writable reports whether this core can Append.
+func (c *Core) Writable() bool { return c.priv != nil }
+
+// Length implements Blocks.
+func (c *Core) Length() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.tree.Length
+}
+
+// ByteLength is the total size of the blocks up to Length.
+func (c *Core) ByteLength() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.tree.ByteLength
+}
+
+// Fork is the core's fork id (bumped by truncations).
+func (c *Core) Fork() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.tree.Fork
+}
+
+// ContiguousLength is how many blocks from 0 are stored without a gap.
+func (c *Core) ContiguousLength() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.contiguous
+}
+
+// Tree returns a copy of the signed head.
+func (c *Core) Tree() *merkle.Tree {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.tree.Clone()
+}
+
+// Has reports whether block index is stored locally.
+func (c *Core) Has(index uint64) bool { return c.st.HasBlock(index) }
+
+// OnEvent registers f to be called (without locks held) after local
+// changes; replication uses it to advertise new data.
+func (c *Core) OnEvent(f func(Event)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.listeners = append(c.listeners, f)
+}
+
+// SetFetcher installs the function Get calls to ask replication for a
+// missing block (nil to remove it).
+func (c *Core) SetFetcher(f func(index uint64)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.fetcher = f
+}
+
+// notifyLocked wakes waiters; it returns the listeners to call once the
+// lock is released.
+func (c *Core) notifyLocked() []func(Event) {
+	close(c.changed)
+	c.changed = make(chan struct{})
+	return append([]func(Event){}, c.listeners...)
+}
+
+func emit(ls []func(Event), ev Event) {
+	for _, l := range ls {
+		l(ev)
+	}
+}
+
+// Append implements Blocks: it hashes the blocks into the tree, signs the
+// new head and commits blocks, nodes and head durably before returning.
+func (c *Core) Append(blocks ...[]byte) (uint64, error) {
+	if c.priv == nil {
+		return 0, ErrNotWritable
+	}
+	c.mu.Lock()
+	if len(blocks) == 0 {
+		defer c.mu.Unlock()
+		return c.tree.Length, nil
+	}
+	b := merkle.NewBatch(c.tree)
+	sb := &store.Batch{}
+	for _, blk := range blocks {
+		sb.Blocks = append(sb.Blocks, store.Block{Index: b.Length, Value: blk})
+		b.Append(blk)
+	}
+	sig, err := c.verifier.Sign(b, c.priv)
+	if err != nil {
+		c.mu.Unlock()
+		return 0, fmt.Errorf("append: %w", err)
+	}
+	b.Signature = sig
+	sb.Nodes = b.Nodes
+	sb.Header = c.header(b.Tree())
+	if err := c.st.Commit(sb); err != nil {
+		c.mu.Unlock()
+		return 0, fmt.Errorf("append: %w", err)
+	}
+	c.tree = b.Tree()
+	c.advanceContiguous()
+	length := c.tree.Length
+	ls := c.notifyLocked()
+	c.mu.Unlock()
+	emit(ls, Event{Appended: true})
+	return length, nil
+}
+
+// header is the store header for tree t.
+func (c *Core) header(t *merkle.Tree) *store.Header {
+	return &store.Header{Key: c.key, Manifest: c.manifest, Fork: t.Fork, Length: t.Length, Signature: t.Signature, SecretKey: c.priv}
+}
+
+func (c *Core) advanceContiguous() {
+	for c.contiguous < c.tree.Length && c.st.HasBlock(c.contiguous) {
+		c.contiguous++
+	}
+}
+
+// Get implements Blocks.
+func (c *Core) Get(ctx context.Context, index uint64) ([]byte, error) {
+	for {
+		c.mu.RLock()
+		length := c.tree.Length
+		changed := c.changed
+		fetch := c.fetcher
+		c.mu.RUnlock()
+		if v, ok, err := c.local(index); err != nil || ok {
+			return v, err
+		}
+		if fetch == nil {
+			if index >= length {
+				return nil, fmt.Errorf("block %d of %d: %w", index, length, ErrOutOfBounds)
+			}
+			return nil, fmt.Errorf("block %d: %w", index, ErrNotAvailable)
+		}
+		fetch(index)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("get block %d: %w", index, ctx.Err())
+		case <-changed:
+		}
+	}
+}
+
+// local returns a stored block after re-checking it against its verified
+// leaf node, so that disk damage is reported rather than returned.
+func (c *Core) local(index uint64) ([]byte, bool, error) {
+	if !c.st.HasBlock(index) {
+		return nil, false, nil
+	}
+	v, ok, err := c.st.GetBlock(index)
+	if err != nil {
+		return nil, false, fmt.Errorf("read block %d: %w", index, err)
+	}
+	if !ok {
+		return nil, false, nil
+	}
+	leaf, ok, err := c.st.GetNode(2 * index)
+	if err != nil {
+		return nil, false, fmt.Errorf("read leaf of block %d: %w", index, err)
+	}
+	if !ok || leaf.Size != uint64(len(v)) || leaf.Hash != merkle.LeafHash(v) {
+		return nil, false, fmt.Errorf("block %d: %w", index, ErrCorrupt)
+	}
+	return v, true, nil
+}
+
+// MissingNodes is the `nodes` count a block request should carry: how
+// many of the block's ancestors this replica lacks.
+func (c *Core) MissingNodes(index uint64) (uint64, error) {
+	c.mu.RLock()
+	length := c.tree.Length
+	c.mu.RUnlock()
+	return merkle.MissingNodes(c.st, 2*index, length)
+}
+
+// Proof answers a request the way a Node seeder does: the data message
+// (with block value and, if asked, the manifest), or a NoData reason when
+// the request cannot be served. An empty proof (say, a seek that finds
+// nothing) is still sent as data, as Node does.
+func (c *Core) Proof(req *wire.Request) (*wire.Data, uint64, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var manifest *wire.Manifest
+	if req.Manifest && c.manifest != nil && !c.verifier.Compat {
+		manifest = c.manifest
+	}
+	if req.Fork != c.tree.Fork || (req.Block != nil && !c.st.HasBlock(req.Block.Index)) {
+		if manifest != nil {
+			return &wire.Data{Request: req.ID, Fork: c.tree.Fork, Manifest: manifest}, 0, nil
+		}
+		return nil, wire.ReasonNotAvailable, fmt.Errorf("request %d: fork %d or block not available", req.ID, req.Fork)
+	}
+	d, err := merkle.GenerateProof(c.tree, c.st, merkle.ProofRequest{Block: req.Block, Hash: req.Hash, Seek: req.Seek, Upgrade: req.Upgrade})
+	if err != nil {
+		return nil, wire.ReasonInvalidRequest, fmt.Errorf("request %d: %w", req.ID, err)
+	}
+	d.Request = req.ID
+	d.Manifest = manifest
+	if d.Block != nil {
+		v, ok, err := c.local(d.Block.Index)
+		if err != nil || !ok {
+			return nil, wire.ReasonNotAvailable, fmt.Errorf("request %d: block %d unreadable: %v", req.ID, d.Block.Index, err)
+		}
+		d.Block.Value = v
+	}
+	return d, 0, nil
+}
+
+// ErrManifestMismatch: a remote sent a manifest that is not this core's.
+var ErrManifestMismatch = errors.New("core: manifest does not match key")
+
+// Apply verifies a data message from a remote and stores what it proves:
+// the block, the proof nodes and, for an upgrade, the new signed head. It
+// stores nothing if any part fails verification.
+func (c *Core) Apply(d *wire.Data) (err error) {
+	c.mu.Lock()
+	locked := true
+	defer func() {
+		if locked {
+			c.mu.Unlock()
+		}
+	}()
+	verifier := c.verifier
+	manifest := c.manifest
+	if d.Manifest != nil && (c.manifest == nil || c.verifier.Compat) {
+		m, err := merkle.ManifestForKey(c.key, d.Manifest)
+		if err != nil {
+			return fmt.Errorf("apply data: %w", ErrManifestMismatch)
+		}
+		if verifier, err = merkle.NewVerifier(c.key, m); err != nil {
+			return fmt.Errorf("apply data: %w", err)
+		}
+		manifest = m
+	}
+	if d.Block == nil && d.Hash == nil && d.Seek == nil && d.Upgrade == nil {
+		if manifest != c.manifest {
+			if err := c.st.Commit(&store.Batch{Header: &store.Header{Key: c.key, Manifest: manifest, Fork: c.tree.Fork, Length: c.tree.Length, Signature: c.tree.Signature, SecretKey: c.priv}}); err != nil {
+				return fmt.Errorf("store manifest: %w", err)
+			}
+			c.manifest, c.verifier = manifest, verifier
+		}
+		return nil
+	}
+	b, err := merkle.Verify(c.tree, c.st, d, verifier)
+	if err != nil {
+		return fmt.Errorf("apply data for request %d: %w", d.Request, err)
+	}
+	sb := &store.Batch{Nodes: b.Nodes}
+	if d.Block != nil {
+		sb.Blocks = []store.Block{{Index: d.Block.Index, Value: d.Block.Value}}
+	}
+	tree := c.tree
+	if b.Upgraded {
+		tree = b.Tree()
+		if tree.Prologue == nil {
+			tree.Prologue = c.tree.Prologue
+		}
+	}
+	if b.Upgraded || manifest != c.manifest {
+		sb.Header = &store.Header{Key: c.key, Manifest: manifest, Fork: tree.Fork, Length: tree.Length, Signature: tree.Signature, SecretKey: c.priv}
+	}
+	if err := c.st.Commit(sb); err != nil {
+		return fmt.Errorf("store verified data: %w", err)
+	}
+	c.tree = tree
+	c.manifest, c.verifier = manifest, verifier
+	c.advanceContiguous()
+	ls := c.notifyLocked()
+	locked = false
+	c.mu.Unlock()
+	if b.Upgraded {
+		emit(ls, Event{Appended: true})
+	}
+	if d.Block != nil {
+		emit(ls, Event{Block: d.Block.Index, HasBlock: true})
+	}
+	return nil
+}
+
+// Close closes the underlying storage.
+func (c *Core) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.st.Close()
+}
+
+var _ Blocks = (*Core)(nil)
