@@ -211,10 +211,12 @@ func (m *Mux) fireOpen(ch *Channel) {
 	ch.opened = true
 	hs := ch.remoteHandshake
 	m.mu.Unlock()
-	close(ch.openedC)
+	// OnOpen runs before WaitOpen returns, so a caller that waited sees
+	// whatever the callback set up.
 	if ch.cfg.OnOpen != nil {
 		ch.cfg.OnOpen(ch, hs)
 	}
+	close(ch.openedC)
 }
 
 func (m *Mux) handleReject(localID uint64) error {

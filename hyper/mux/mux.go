@@ -23,7 +23,7 @@
 // channel, the open is rejected. Node batches constantly, so batches are
 // always decoded; Cork and Uncork batch our own output.
 //
-// Concurrency: a Mux runs one reader goroutine. Channel callbacks (OnOpen,
+// Concurrency: after Start, a Mux runs one reader goroutine. Channel callbacks (OnOpen,
 // OnMessage, and OnClose for remote closes) run on it, in wire order, so
 // they must not block for long; they may call Send, Open and Close. All
 // methods are safe for concurrent use.
@@ -127,11 +127,13 @@ type Mux struct {
 	remote  []*remoteSlot
 	infos   map[string]*info
 	pairs   map[string]PairFunc
+	started bool
 	closed  bool
 	err     error
 	pending []*Channel // channels bound to a remote open, awaiting OnOpen
 
-	done chan struct{}
+	done     chan struct{}
+	doneOnce sync.Once
 }
 
 type batchEntry struct {
@@ -154,17 +156,29 @@ func key(protocol string, id []byte) string {
 	return protocol + "##" + hex.EncodeToString(id)
 }
 
-// New starts a mux over conn; its reader goroutine runs until the
-// connection fails or Close is called.
+// New returns a mux over conn. Nothing is read until Start, so that the
+// caller can register pair handlers and open its channels first: an open
+// from the remote that arrives before the matching local Open or Pair is
+// rejected, exactly as in Node.
 func New(conn Conn) *Mux {
-	m := &Mux{
+	return &Mux{
 		conn:  conn,
 		infos: make(map[string]*info),
 		pairs: make(map[string]PairFunc),
 		done:  make(chan struct{}),
 	}
+}
+
+// Start launches the reader goroutine, which runs until the connection
+// fails or Close is called. Calling it again does nothing.
+func (m *Mux) Start() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.started || m.closed {
+		return
+	}
+	m.started = true
 	go m.readLoop()
-	return m
 }
 
 // Done is closed when the mux has stopped.
@@ -181,6 +195,12 @@ func (m *Mux) Err() error {
 // reader goroutine to finish.
 func (m *Mux) Close() error {
 	m.shutdown(ErrClosed)
+	m.mu.Lock()
+	started := m.started
+	m.mu.Unlock()
+	if !started {
+		m.doneOnce.Do(func() { close(m.done) })
+	}
 	<-m.done
 	return nil
 }
@@ -513,7 +533,7 @@ func (m *Mux) readLoop() {
 		}
 	}
 	m.shutdown(err)
-	close(m.done)
+	m.doneOnce.Do(func() { close(m.done) })
 }
 
 // shutdown stops the mux once: it closes the connection, which ends the

@@ -198,6 +198,7 @@ func TestNodeTranscriptAsA(t *testing.T) {
 	conn := newFakeConn()
 	m := New(conn)
 	defer m.Close()
+	m.Start()
 	rec := &recorder{side: "a", events: make(chan logEntry, 100)}
 	chans := map[string]*Channel{}
 	for i, e := range entries {
@@ -274,6 +275,7 @@ func TestNodeTranscriptAsB(t *testing.T) {
 		}
 		chans[protocol] = ch
 	})
+	m.Start()
 	var pending []logical
 	for i, e := range entries {
 		switch {
