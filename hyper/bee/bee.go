@@ -157,7 +157,8 @@ func (b *Bee) GetBySeq(ctx context.Context, seq uint64) (*Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Entry{Seq: seq, Key: r.key, Value: r.value}, nil
+	e := &blockEntry{seq: seq, key: r.key, value: r.value}
+	return e.entry(), nil
 }
 
 // Put sets key to value, appending one block. A nil value is stored as
@@ -344,8 +345,14 @@ func (o *op) get(ctx context.Context, k []byte) (*Entry, error) {
 	}
 }
 
+// entry copies the key and value out, since they alias cached blocks that
+// other readers share.
 func (e *blockEntry) entry() *Entry {
-	return &Entry{Seq: e.seq, Key: e.key, Value: e.value}
+	out := &Entry{Seq: e.seq, Key: append([]byte{}, e.key...)}
+	if e.value != nil {
+		out.Value = append([]byte{}, e.value...)
+	}
+	return out
 }
 
 func (o *op) nextSeq() uint64 {

@@ -165,7 +165,42 @@ async function main () {
   const blobBlocks = []
   for (let i = 0; i < blobs.length; i++) blobBlocks.push(hex(await blobs.get(i)))
 
+  // path normalisation (Hyperdrive's std()) and JSON value round trips
+  const unixPathResolve = require('unix-path-resolve')
+  const pathCases = ['/', '', 'a', '/a/b/', 'a//b', './a/./b/.', 'a/../b', '/a/b/../../c', '..', '/..', 'a/../..',
+    'a\\b\\c', '\\a', 'c:/x/y', 'c:\\x', 'file:/x/y', 'file:///x', 'http://host/x/y', 'http://host', 'x:', 'ab:/x',
+    '/\u00f1/\u2603/\ud83d\ude00', 'trailing/', '/.hidden/..x', '//double//slash//']
+  const pathVectors = []
+  for (const p of pathCases) {
+    let r
+    try {
+      r = { out: unixPathResolve('/', p) }
+    } catch (err) {
+      r = { error: err.message }
+    }
+    const link = {}
+    try {
+      link.out = unixPathResolve('/a/b/link', p)
+    } catch (err) {
+      link.error = err.message
+    }
+    pathVectors.push({ in: p, resolved: r, fromLink: link })
+  }
+  const jsonCases = ['0', '-0', '1', '-1.5', '1e21', '1e20', '123e-20', '1e-6', '1e-7', '0.000001234', '5e-324', '1.7976931348623157e308', '1e400', '-1e400',
+    '100', '1.0', '2.50', '"\\u0000\\u001f\\u007f\\u0080\\u2028\\u2029\\ud83d\\ude00"', '"</script>"', '{"b":1,"a":2,"1":3,"0":4,"01":5,"-1":6,"4294967294":7,"4294967295":8,"1.5":9}',
+    '{"a":1,"a":2,"b":3}', '[1,[2,[3,{}]],[]]', ' { "x" : [ true , false , null ] } ', '"\\/"', 'true', 'null']
+  const jsonRand = rng(0x150a)
+  for (let i = 0; i < 300; i++) {
+    const e = Math.floor(jsonRand() * 80) - 40
+    const m = jsonRand() * 10
+    jsonCases.push(String(m * Math.pow(10, e)))
+    jsonCases.push(String(Math.floor(jsonRand() * 2 ** 53)))
+  }
+  const json = jsonCases.map((s) => ({ in: s, out: JSON.stringify(JSON.parse(s)) }))
+
   const out = {
+    paths: pathVectors,
+    json,
     description: 'hyperdrive ' + require('hyperdrive/package.json').version + ' written from a fixed op sequence',
     key: hex(drive.key),
     manifest: hex(c.encode(messages.manifest, db.manifest)),
