@@ -13,7 +13,8 @@
 #               into a reproducible zstd cpio.
 # Environment: SOURCE_DATE_EPOCH (default: the last commit touching the recipe),
 # HYPEROS_SUITE (default bookworm), BUILD (default build/), GUEST_BIN (the
-# hyperos-guest binary for the arch; built here when unset).
+# hyperos-guest binary for the arch; built here when unset), DEB_CACHE (where
+# downloaded packages are kept; default build/cache/<arch>/debs).
 set -euo pipefail
 
 ARCH=${1:-${ARCH:-amd64}}
@@ -73,14 +74,15 @@ elif [ -f /etc/apt/sources.list ] && grep -q "^deb .*debian.* $SUITE " /etc/apt/
 	SOURCES=(/etc/apt/sources.list)
 fi
 
-mkdir -p "$CACHE/debs" "$OUT"
+DEBS=${DEB_CACHE:-$CACHE/debs}
+mkdir -p "$DEBS" "$OUT"
 
 # --- 1+2. rootfs and kernel package -----------------------------------------
 packages=$(grep -v '^#' image/packages.txt | tr -s ' \n' ',' | sed 's/^,//; s/,$//')
 key=$( (echo "$ARCH $SUITE"; cat image/packages.txt; sed -n '/^# --- 1+2/,/^# --- 3/p' "$0"; cat "${SOURCES[@]}" 2>/dev/null) | sha256sum | cut -c1-16)
 ROOTFS=$CACHE/rootfs
 if [ "$(cat "$CACHE/rootfs.key" 2>/dev/null)" != "$key" ] || [ ! -d "$ROOTFS" ]; then
-	say "building the $SUITE/$ARCH root file system (mmdebstrap; packages cached in $CACHE/debs)"
+	say "building the $SUITE/$ARCH root file system (mmdebstrap; packages cached in $DEBS)"
 	rm -rf "$ROOTFS" "$ROOTFS.new" "$CACHE/rootfs.key"
 	mkdir -p "$CACHE/kernel"
 	# Hooks run on the host with the chroot's apt configuration in
@@ -97,8 +99,8 @@ if [ "$(cat "$CACHE/rootfs.key" 2>/dev/null)" != "$key" ] || [ ! -d "$ROOTFS" ];
 		--dpkgopt='path-exclude=/usr/share/lintian/*' \
 		--skip=download/empty \
 		--setup-hook='mkdir -p "$1/var/cache/apt/archives"' \
-		--setup-hook="sync-in '$CACHE/debs' /var/cache/apt/archives/" \
-		--customize-hook="sync-out /var/cache/apt/archives '$CACHE/debs'" \
+		--setup-hook="sync-in '$DEBS' /var/cache/apt/archives/" \
+		--customize-hook="sync-out /var/cache/apt/archives '$DEBS'" \
 		--customize-hook='chroot "$1" dpkg-query -W -f "\${Package} \${Version}\n" > "$1/.hyperos-packages"' \
 		--customize-hook="cd '$CACHE/kernel' && rm -f *.deb && pkg=\$(APT_CONFIG=\"\$MMDEBSTRAP_APT_CONFIG\" apt-cache depends --important linux-image-$KFLAVOUR | awk '/Depends: linux-image-/{print \$2; exit}') && APT_CONFIG=\"\$MMDEBSTRAP_APT_CONFIG\" apt-get download -q \"\$pkg\" >/dev/null 2>&1" \
 		"$SUITE" "$ROOTFS.new" "${SOURCES[@]}" >&2
@@ -205,6 +207,14 @@ systemctl --root="$STAGE" --quiet disable systemd-networkd-wait-online.service 2
 systemctl --root="$STAGE" --quiet mask systemd-networkd-wait-online.service e2scrub_all.timer \
 	e2scrub_reap.service systemd-remount-fs.service apt-daily.timer apt-daily-upgrade.timer 2>/dev/null || true
 chmod 0700 "$STAGE/root"
+# useradd stamps "last password change" with the build day; use SOURCE_DATE_EPOCH's
+# day instead, here rather than in the cached rootfs, so the cache outlives commits.
+days=$((SOURCE_DATE_EPOCH / 86400))
+awk -F: -v OFS=: -v d="$days" '$3 != "" { $3 = d } 1' "$STAGE/etc/shadow" >"$STAGE/etc/shadow.new"
+chmod --reference="$STAGE/etc/shadow" "$STAGE/etc/shadow.new"
+chown --reference="$STAGE/etc/shadow" "$STAGE/etc/shadow.new"
+mv "$STAGE/etc/shadow.new" "$STAGE/etc/shadow"
+rm -f "$STAGE"/etc/*-
 # Every mtime is SOURCE_DATE_EPOCH in the archive; ownership comes from the tree.
 
 # --- pack -------------------------------------------------------------------------

@@ -1,0 +1,69 @@
+# HyperOS — the two commands a newcomer needs:
+#   make run    install what is missing, build everything, boot HyperOS
+#   make test   the whole test suite (unit, fuzz seeds, end-to-end with the real image)
+
+SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin
+ARCH ?= $(shell go env GOARCH 2>/dev/null || echo amd64)
+BUILD ?= $(CURDIR)/build
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+GO_TEST_FLAGS ?=
+# End-to-end packages; each boots the real image.
+E2E_PKGS ?= ./image/...
+
+.PHONY: all build deps image run test unit e2e cross repro bench bench-image clean
+
+all: build
+
+## deps: install the Debian packages the build and the tests need (apt-get)
+deps:
+	@./scripts/deps.sh
+
+## build: the host binaries, and cross-compiles for macOS and Windows
+build:
+	go build ./...
+
+## image: build/hyperos-$(ARCH)/{vmlinuz|Image,initrd.img,manifest.txt}
+image:
+	$(SUDO) env "PATH=$(PATH)" BUILD=$(BUILD) ./image/build.sh $(ARCH)
+
+## run: install what is missing, build the image and boot it (console on this terminal)
+run: deps image
+	./scripts/run-vm.sh $(ARCH)
+
+## test: everything CI runs
+test: deps image
+	go vet ./...
+	$(MAKE) cross
+	go test $(GO_TEST_FLAGS) -count=1 -timeout 20m ./...
+	go test $(GO_TEST_FLAGS) -count=1 -timeout 25m -tags e2e -p 2 $(E2E_PKGS)
+	$(MAKE) repro
+
+## unit: the fast tests only (no VM)
+unit:
+	go test -count=1 ./...
+
+## e2e: the end-to-end tests only (needs `make image`)
+e2e:
+	go test -count=1 -timeout 25m -tags e2e -v $(E2E_PKGS)
+
+## cross: everything but the darwin tray compiles for macOS and Windows without cgo
+cross:
+	CGO_ENABLED=0 GOOS=darwin GOARCH=arm64 go vet ./...
+	CGO_ENABLED=0 GOOS=darwin GOARCH=amd64 go build ./...
+	CGO_ENABLED=0 GOOS=windows GOARCH=amd64 go vet ./...
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build ./...
+
+## repro: rebuild the image from the same packages in a second tree and compare bytes
+repro:
+	$(SUDO) env "PATH=$(PATH)" ./scripts/check-repro.sh $(ARCH)
+
+## bench: every benchmark
+bench: bench-image
+
+## bench-image: size, boot-to-ready-line, boot-to-SSH and systemd-analyze
+bench-image: image
+	go test -tags e2e -run '^$$' -bench BenchmarkBoot -benchtime 3x -timeout 30m ./image/
+
+clean:
+	rm -rf $(BUILD)
