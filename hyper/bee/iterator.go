@@ -32,6 +32,14 @@ type Iterator struct {
 	lIncl   bool
 	lKey    []byte
 	reverse bool
+	seen    map[nodeID]bool
+}
+
+// nodeID names a committed tree node; a valid tree never reaches one twice,
+// so seeing one again means a hostile core made the pointers loop.
+type nodeID struct {
+	seq    uint64
+	offset int
 }
 
 type iterFrame struct {
@@ -174,6 +182,16 @@ func (it *Iterator) next(ctx context.Context) (*Entry, error) {
 			node, err := top.node.getChildNode(ctx, n)
 			if err != nil {
 				return nil, err
+			}
+			if node.block != nil && !node.block.batch {
+				id := nodeID{node.block.seq, node.offset}
+				if it.seen == nil {
+					it.seen = make(map[nodeID]bool)
+				}
+				if it.seen[id] {
+					return nil, fmt.Errorf("%w: node %d/%d is reached twice", errCorrupt, id.seq, id.offset)
+				}
+				it.seen[id] = true
 			}
 			i := 0
 			if it.reverse {

@@ -143,6 +143,9 @@ func (e *blockEntry) getTreeNode(offset int) (*treeNode, error) {
 		return nil, fmt.Errorf("%w: block %d has %d levels, child points at level %d", errCorrupt, e.seq, len(e.index), offset)
 	}
 	l := e.index[offset]
+	if len(l.children) > 0 && len(l.children) != len(l.keys)+1 {
+		return nil, fmt.Errorf("%w: block %d level %d has %d keys and %d children", errCorrupt, e.seq, offset, len(l.keys), len(l.children))
+	}
 	return &treeNode{
 		block:    e,
 		offset:   offset,
