@@ -158,28 +158,9 @@ func (d *Dir) replay() error {
 		return fmt.Errorf("stat log: %w", err)
 	}
 	size := uint64(st.Size())
-	off := uint64(magicLen)
-	var hdr [frameHeaderLen]byte
-	for off+frameHeaderLen <= size {
-		if _, err := d.log.ReadAt(hdr[:], int64(off)); err != nil {
-			return fmt.Errorf("read log frame at %d: %w", off, err)
-		}
-		n := uint64(binary.LittleEndian.Uint32(hdr[0:4]))
-		if n > maxFrame || off+frameHeaderLen+n > size {
-			break
-		}
-		payload := make([]byte, n)
-		if _, err := d.log.ReadAt(payload, int64(off+frameHeaderLen)); err != nil {
-			return fmt.Errorf("read log frame at %d: %w", off, err)
-		}
-		c := crc32.Update(crc32.Checksum(hdr[0:4], castagnoli), castagnoli, payload)
-		if c != binary.LittleEndian.Uint32(hdr[4:8]) {
-			break
-		}
-		if err := d.apply(payload); err != nil {
-			break // a frame that checksums but does not parse: treat as the end
-		}
-		off += frameHeaderLen + n
+	off, err := d.scanFrames(d.log, size)
+	if err != nil {
+		return err
 	}
 	if off != size {
 		if err := d.log.Truncate(int64(off)); err != nil {
@@ -214,6 +195,36 @@ func (d *Dir) replay() error {
 	}
 	d.blocksEnd = end
 	return nil
+}
+
+// scanFrames applies every intact frame of a log of size bytes and returns
+// where the intact prefix ends.
+func (d *Dir) scanFrames(r io.ReaderAt, size uint64) (uint64, error) {
+	off := uint64(magicLen)
+	var hdr [frameHeaderLen]byte
+	for off+frameHeaderLen <= size {
+		if _, err := r.ReadAt(hdr[:], int64(off)); err != nil {
+			return 0, fmt.Errorf("read log frame at %d: %w", off, err)
+		}
+		n := uint64(binary.LittleEndian.Uint32(hdr[0:4]))
+		if n > maxFrame || off+frameHeaderLen+n > size {
+			break
+		}
+		payload := make([]byte, n)
+		// (a zero-length read at the end may report EOF; there is nothing to read)
+		if _, err := r.ReadAt(payload, int64(off+frameHeaderLen)); err != nil && n > 0 {
+			return 0, fmt.Errorf("read log frame at %d: %w", off, err)
+		}
+		c := crc32.Update(crc32.Checksum(hdr[0:4], castagnoli), castagnoli, payload)
+		if c != binary.LittleEndian.Uint32(hdr[4:8]) {
+			break
+		}
+		if err := d.apply(payload); err != nil {
+			break // a frame that checksums but does not parse: treat as the end
+		}
+		off += frameHeaderLen + n
+	}
+	return off, nil
 }
 
 // apply parses one frame into a pending set and merges it only if the

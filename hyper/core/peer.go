@@ -1,0 +1,493 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"math/bits"
+	"sync"
+
+	"github.com/hyperos/hyperos/hyper/core/merkle"
+	"github.com/hyperos/hyperos/hyper/core/wire"
+)
+
+// Replication follows hypercore's lib/replicator.js closely enough for a
+// Node peer to treat us as one of its own, without its optimisations:
+//
+//   - On open each side sends sync (fork, length, flags) and, if it holds
+//     a contiguous prefix, range{0, contiguous}; a downloading side also
+//     sends want{0, 2^21} so a sparse seeder answers with bitfields.
+//   - A reader that sees a longer remote asks for upgrade (and the
+//     manifest, until it has one); it asks for blocks that Get waits for
+//     once the remote has announced them, with `nodes` set to the
+//     ancestors it lacks, so the proof stops at a node it already trusts.
+//   - Every data message is verified by Core.Apply before anything is
+//     stored; a peer that sends a bad proof is paused (no more requests).
+//   - Requests from the remote are answered with Core.Proof, or noData.
+//
+// Missing for now: reorgs (fork changes with a non-empty local core),
+// push, hotswaps and request timeouts.
+
+// MaxInflight bounds the requests we keep outstanding per peer.
+const MaxInflight = 64
+
+// wantAll is the range Node's compat want batching covers at once.
+const wantAll = 1 << 21
+
+// ErrBadCapability means the remote could not prove it knows the core key.
+var ErrBadCapability = errors.New("core: invalid replication capability")
+
+// Handshake returns our channel open payload: the capability for this
+// Noise session (handshakeHash, our role as initiator or responder).
+func Handshake(c *Core, initiator bool, handshakeHash []byte) (*wire.Handshake, error) {
+	capa, err := merkle.Capability(initiator, c.Key(), handshakeHash)
+	if err != nil {
+		return nil, fmt.Errorf("capability: %w", err)
+	}
+	return &wire.Handshake{Seeks: true, Capability: capa}, nil
+}
+
+// CheckHandshake verifies the remote's open payload; the remote has the
+// opposite role to ours.
+func CheckHandshake(c *Core, initiator bool, handshakeHash []byte, h *wire.Handshake) error {
+	want, err := merkle.Capability(!initiator, c.Key(), handshakeHash)
+	if err != nil {
+		return fmt.Errorf("capability: %w", err)
+	}
+	if want != h.Capability {
+		return ErrBadCapability
+	}
+	return nil
+}
+
+// bitset is a growable set of block indexes.
+type bitset struct{ words []uint64 }
+
+func (b *bitset) get(i uint64) bool {
+	w := i / 64
+	return w < uint64(len(b.words)) && b.words[w]&(1<<(i%64)) != 0
+}
+
+func (b *bitset) set(i uint64, v bool) {
+	w := i / 64
+	if w >= uint64(len(b.words)) {
+		if !v {
+			return
+		}
+		if w > 1<<26 { // 4 Gi blocks: refuse to grow absurdly on hostile input
+			return
+		}
+		b.words = append(b.words, make([]uint64, int(w)-len(b.words)+1)...)
+	}
+	if v {
+		b.words[w] |= 1 << (i % 64)
+	} else {
+		b.words[w] &^= 1 << (i % 64)
+	}
+}
+
+func (b *bitset) setRange(start, length uint64, v bool) {
+	if length > 1<<32 {
+		length = 1 << 32
+	}
+	for i := start; i < start+length; i++ {
+		b.set(i, v)
+	}
+}
+
+// Replicator connects one Core to any number of peers.
+type Replicator struct {
+	core *Core
+
+	mu     sync.Mutex
+	sendMu sync.Mutex
+	peers  []*Peer
+	// wanted holds blocks a Get is waiting for.
+	wanted map[uint64]bool
+	// blockInflight maps a requested block to the peer asked for it.
+	blockInflight map[uint64]*Peer
+	upgrading     *Peer
+	// outbox collects messages while mu is held; flushed in order after.
+	outbox []outMsg
+}
+
+type outMsg struct {
+	p *Peer
+	m wire.Message
+}
+
+// NewReplicator attaches replication to c: Get on c will ask peers for
+// missing blocks, and local appends are announced to them.
+func NewReplicator(c *Core) *Replicator {
+	r := &Replicator{core: c, wanted: map[uint64]bool{}, blockInflight: map[uint64]*Peer{}}
+	c.SetFetcher(r.fetch)
+	c.OnEvent(r.onEvent)
+	return r
+}
+
+// Peer is one remote on one replication channel.
+type Peer struct {
+	r    *Replicator
+	send func(wire.Message) error
+
+	opened       bool
+	synced       bool
+	paused       bool
+	closed       bool
+	remoteFork   uint64
+	remoteLength uint64
+	remoteAcked  uint64 // what the remote says our length is
+	remoteCanUp  bool
+	remoteUpload bool
+	remoteDown   bool
+	remoteHave   bitset
+	inflight     map[uint64]*wire.Request
+	sendErr      error
+}
+
+// AddPeer registers a remote whose messages go out through send. Call
+// Open once the channel is open, Handle for every incoming message and
+// Close when the channel closes.
+func (r *Replicator) AddPeer(send func(wire.Message) error) *Peer {
+	p := &Peer{r: r, send: send, inflight: map[uint64]*wire.Request{}}
+	r.mu.Lock()
+	r.peers = append(r.peers, p)
+	r.mu.Unlock()
+	return p
+}
+
+// flush sends what the locked section queued. It is called with mu held
+// and releases it, holding sendMu so that messages keep their order.
+func (r *Replicator) flush() {
+	out := r.outbox[:0:0]
+	for _, o := range r.outbox {
+		if !o.p.closed {
+			out = append(out, o)
+		}
+	}
+	r.outbox = nil
+	r.sendMu.Lock()
+	r.mu.Unlock()
+	type failure struct {
+		p   *Peer
+		err error
+	}
+	var failed []failure
+	for _, o := range out {
+		if err := o.p.send(o.m); err != nil {
+			failed = append(failed, failure{o.p, fmt.Errorf("send %s: %w", o.m.Type(), err)})
+		}
+	}
+	r.sendMu.Unlock()
+	if len(failed) > 0 {
+		r.mu.Lock()
+		for _, f := range failed {
+			if f.p.sendErr == nil {
+				f.p.sendErr = f.err
+			}
+		}
+		r.mu.Unlock()
+	}
+}
+
+// err returns the first send failure, if any.
+func (p *Peer) err() error {
+	p.r.mu.Lock()
+	defer p.r.mu.Unlock()
+	return p.sendErr
+}
+
+func (p *Peer) queue(m wire.Message) { p.r.outbox = append(p.r.outbox, outMsg{p, m}) }
+
+func (r *Replicator) syncMessage(p *Peer) *wire.Sync {
+	t := r.core.Tree()
+	s := &wire.Sync{
+		Fork:        t.Fork,
+		Length:      t.Length,
+		Uploading:   true,
+		Downloading: !r.core.Writable(),
+		HasManifest: r.core.Manifest() != nil,
+	}
+	if p.synced && p.remoteFork == t.Fork {
+		s.RemoteLength = p.remoteLength
+		s.CanUpgrade = t.Length > p.remoteLength
+	}
+	return s
+}
+
+// Open starts replication on an opened channel.
+func (p *Peer) Open() error {
+	r := p.r
+	r.mu.Lock()
+	p.opened = true
+	p.queue(r.syncMessage(p))
+	if contig := r.core.ContiguousLength(); contig > 0 {
+		p.queue(&wire.Range{Start: 0, Length: contig})
+	}
+	if !r.core.Writable() {
+		p.queue(&wire.Want{Start: 0, Length: wantAll})
+	}
+	r.flush()
+	return p.err()
+}
+
+// Close forgets the peer and re-plans its outstanding requests elsewhere.
+func (p *Peer) Close() {
+	r := p.r
+	r.mu.Lock()
+	p.closed = true
+	for i, peer := range r.peers {
+		if peer == p {
+			r.peers = append(r.peers[:i], r.peers[i+1:]...)
+			break
+		}
+	}
+	r.releaseLocked(p)
+	r.updateLocked()
+	r.flush()
+}
+
+func (r *Replicator) releaseLocked(p *Peer) {
+	for idx, q := range r.blockInflight {
+		if q == p {
+			delete(r.blockInflight, idx)
+		}
+	}
+	if r.upgrading == p {
+		r.upgrading = nil
+	}
+	p.inflight = map[uint64]*wire.Request{}
+}
+
+// Handle processes one incoming message. It returns an error for messages
+// that prove the remote misbehaves; the caller may then close the channel.
+func (p *Peer) Handle(m wire.Message) error {
+	r := p.r
+	switch m := m.(type) {
+	case *wire.Sync:
+		r.mu.Lock()
+		p.synced = true
+		p.remoteFork, p.remoteLength, p.remoteAcked = m.Fork, m.Length, m.RemoteLength
+		p.remoteCanUp, p.remoteUpload, p.remoteDown = m.CanUpgrade, m.Uploading, m.Downloading
+		t := r.core.Tree()
+		if t.Fork == m.Fork && t.Length > m.Length && m.RemoteLength != t.Length {
+			p.queue(r.syncMessage(p))
+		}
+		r.updateLocked()
+		r.flush()
+	case *wire.Range:
+		r.mu.Lock()
+		p.remoteHave.setRange(m.Start, m.Length, !m.Drop)
+		r.updateLocked()
+		r.flush()
+	case *wire.Bitfield:
+		r.mu.Lock()
+		for w, word := range m.Bitfield {
+			for word != 0 {
+				b := uint64(bits.TrailingZeros32(word))
+				p.remoteHave.set(m.Start+uint64(w)*32+b, true)
+				word &= word - 1
+			}
+		}
+		r.updateLocked()
+		r.flush()
+	case *wire.Want:
+		r.mu.Lock()
+		r.answerWantLocked(p, m.Start, m.Length)
+		r.flush()
+	case *wire.Request:
+		d, reason, _ := r.core.Proof(m)
+		r.mu.Lock()
+		if d != nil {
+			p.queue(d)
+		} else {
+			p.queue(&wire.NoData{Request: m.ID, Reason: reason})
+		}
+		r.flush()
+	case *wire.Data:
+		return p.onData(m)
+	case *wire.NoData:
+		r.mu.Lock()
+		if req, ok := p.inflight[m.Request]; ok {
+			delete(p.inflight, m.Request)
+			if req.Block != nil {
+				delete(r.blockInflight, req.Block.Index)
+				p.remoteHave.set(req.Block.Index, false)
+			}
+			if req.Upgrade != nil && r.upgrading == p {
+				r.upgrading = nil
+				p.remoteCanUp = false
+			}
+		}
+		r.updateLocked()
+		r.flush()
+	case *wire.Unwant, *wire.Cancel, *wire.Extension:
+		// We answer requests synchronously, so there is nothing to cancel;
+		// wants are not tracked; no extensions are registered.
+	default:
+		return fmt.Errorf("unexpected message %T", m)
+	}
+	return p.err()
+}
+
+func (p *Peer) onData(d *wire.Data) error {
+	r := p.r
+	r.mu.Lock()
+	req, ok := p.inflight[d.Request]
+	if !ok || d.Request == 0 {
+		r.mu.Unlock()
+		return nil // unsolicited (push) data is ignored, as Node does by default
+	}
+	delete(p.inflight, d.Request)
+	r.mu.Unlock()
+
+	err := r.core.Apply(d)
+
+	r.mu.Lock()
+	if req.Block != nil {
+		delete(r.blockInflight, req.Block.Index)
+	}
+	if req.Upgrade != nil && r.upgrading == p {
+		r.upgrading = nil
+	}
+	if err != nil {
+		p.paused = true
+		r.updateLocked()
+		r.flush()
+		return fmt.Errorf("peer sent invalid data: %w", err)
+	}
+	if d.Block != nil {
+		p.remoteHave.set(d.Block.Index, true)
+	}
+	r.updateLocked()
+	r.flush()
+	return p.err()
+}
+
+// answerWantLocked tells the remote what we have in [start, start+length),
+// as range when we hold a contiguous prefix covering it, else as bitfields.
+func (r *Replicator) answerWantLocked(p *Peer, start, length uint64) {
+	t := r.core.Tree()
+	contig := r.core.ContiguousLength()
+	if start+length < contig || t.Length == contig {
+		if contig > 0 {
+			p.queue(&wire.Range{Start: 0, Length: contig})
+		}
+		return
+	}
+	if start >= t.Length {
+		return
+	}
+	length = min(length, t.Length-start)
+	from := start &^ 31
+	end := start + length
+	const maxWords = 1 << 15
+	for from < end {
+		n := min((end-from+31)/32, maxWords)
+		words := make([]uint32, n)
+		any := false
+		for i := uint64(0); i < n*32; i++ {
+			if r.core.Has(from + i) {
+				words[i/32] |= 1 << (i % 32)
+				any = true
+			}
+		}
+		if any {
+			p.queue(&wire.Bitfield{Start: from, Bitfield: words})
+		}
+		from += n * 32
+	}
+}
+
+func (p *Peer) nextID() uint64 {
+	for id := uint64(1); ; id++ {
+		if _, busy := p.inflight[id]; !busy {
+			return id
+		}
+	}
+}
+
+// updateLocked plans requests: first an upgrade if a peer is ahead, then
+// the blocks Get waits for.
+func (r *Replicator) updateLocked() {
+	t := r.core.Tree()
+	needManifest := r.core.Manifest() == nil
+	if r.upgrading == nil {
+		for _, p := range r.peers {
+			if !p.opened || !p.synced || p.paused || p.closed || len(p.inflight) >= MaxInflight {
+				continue
+			}
+			if p.remoteLength <= t.Length || (p.remoteFork != t.Fork && t.Length > 0) {
+				continue
+			}
+			req := &wire.Request{ID: p.nextID(), Fork: p.remoteFork,
+				Upgrade: &wire.RequestUpgrade{Start: t.Length, Length: p.remoteLength - t.Length}, Manifest: needManifest}
+			p.inflight[req.ID] = req
+			r.upgrading = p
+			p.queue(req)
+			break
+		}
+	}
+	for idx := range r.wanted {
+		if r.core.Has(idx) {
+			delete(r.wanted, idx)
+			continue
+		}
+		if idx >= t.Length || r.blockInflight[idx] != nil {
+			continue
+		}
+		for _, p := range r.peers {
+			if !p.opened || !p.synced || p.paused || p.closed || len(p.inflight) >= MaxInflight {
+				continue
+			}
+			if p.remoteFork != t.Fork || !p.remoteHave.get(idx) {
+				continue
+			}
+			nodes, err := r.core.MissingNodes(idx)
+			if err != nil {
+				continue
+			}
+			req := &wire.Request{ID: p.nextID(), Fork: t.Fork, Block: &wire.RequestBlock{Index: idx, Nodes: nodes}, Priority: 1}
+			p.inflight[req.ID] = req
+			r.blockInflight[idx] = p
+			p.queue(req)
+			break
+		}
+	}
+}
+
+// fetch is Core's hook for a Get that misses.
+func (r *Replicator) fetch(index uint64) {
+	r.mu.Lock()
+	if r.wanted[index] {
+		r.mu.Unlock()
+		return
+	}
+	r.wanted[index] = true
+	r.updateLocked()
+	r.flush()
+}
+
+// onEvent announces local changes: a new length by sync, a new block by
+// range, and re-plans requests.
+func (r *Replicator) onEvent(ev Event) {
+	r.mu.Lock()
+	for _, p := range r.peers {
+		if !p.opened || p.closed {
+			continue
+		}
+		if ev.Appended {
+			p.queue(r.syncMessage(p))
+			if contig := r.core.ContiguousLength(); contig > 0 && contig == r.core.Length() {
+				p.queue(&wire.Range{Start: 0, Length: contig})
+			}
+		}
+		if ev.HasBlock {
+			p.queue(&wire.Range{Start: ev.Block, Length: 1})
+		}
+	}
+	if ev.HasBlock {
+		delete(r.wanted, ev.Block)
+	}
+	r.updateLocked()
+	r.flush()
+}
