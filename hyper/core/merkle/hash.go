@@ -12,6 +12,7 @@ package merkle
 import (
 	"encoding/binary"
 	"hash"
+	"sync"
 
 	"golang.org/x/crypto/blake2b"
 
@@ -78,13 +79,31 @@ func sum(h hash.Hash) (out [32]byte) {
 	return out
 }
 
+// hashers pools BLAKE2b states for inputs too large to copy into one
+// buffer; a fresh state costs an allocation per hash otherwise.
+var hashers = sync.Pool{New: func() any { return newHash() }}
+
+// smallLeaf is the block size up to which LeafHash copies the block into a
+// stack buffer and hashes it in one call, which avoids any allocation.
+const smallLeaf = 1024
+
 // LeafHash is the hash of one block: BLAKE2b(0x00 ‖ u64le(len) ‖ data).
 func LeafHash(data []byte) [32]byte {
-	h := newHash()
+	if len(data) <= smallLeaf {
+		var buf [9 + smallLeaf]byte
+		buf[0] = leafType
+		binary.LittleEndian.PutUint64(buf[1:9], uint64(len(data)))
+		n := copy(buf[9:], data)
+		return blake2b.Sum256(buf[:9+n])
+	}
+	h := hashers.Get().(hash.Hash)
+	h.Reset()
 	h.Write([]byte{leafType})
 	putU64(h, uint64(len(data)))
 	h.Write(data)
-	return sum(h)
+	out := sum(h)
+	hashers.Put(h)
+	return out
 }
 
 // LeafNode returns the tree node for block data stored at flat index.
@@ -98,12 +117,12 @@ func ParentHash(a, b Node) [32]byte {
 	if a.Index > b.Index {
 		a, b = b, a
 	}
-	h := newHash()
-	h.Write([]byte{parentType})
-	putU64(h, a.Size+b.Size)
-	h.Write(a.Hash[:])
-	h.Write(b.Hash[:])
-	return sum(h)
+	var buf [1 + 8 + 32 + 32]byte
+	buf[0] = parentType
+	binary.LittleEndian.PutUint64(buf[1:9], a.Size+b.Size)
+	copy(buf[9:41], a.Hash[:])
+	copy(buf[41:73], b.Hash[:])
+	return blake2b.Sum256(buf[:])
 }
 
 // ParentNode builds the parent node at index from its two children.
@@ -113,14 +132,15 @@ func ParentNode(index uint64, a, b Node) Node {
 
 // TreeHash hashes the roots (left to right) into the value that is signed.
 func TreeHash(roots []Node) [32]byte {
-	h := newHash()
-	h.Write([]byte{rootType})
+	var stack [1 + 48*64]byte
+	buf := stack[:1]
+	buf[0] = rootType
 	for _, r := range roots {
-		h.Write(r.Hash[:])
-		putU64(h, r.Index)
-		putU64(h, r.Size)
+		buf = append(buf, r.Hash[:]...)
+		buf = binary.LittleEndian.AppendUint64(buf, r.Index)
+		buf = binary.LittleEndian.AppendUint64(buf, r.Size)
 	}
-	return sum(h)
+	return blake2b.Sum256(buf)
 }
 
 // DiscoveryKey is the public topic for a core: BLAKE2b keyed with the core
