@@ -85,6 +85,8 @@ type fixture struct {
 	}
 }
 
+func (c jCore) ptr() *jCore { return &c }
+
 func loadFixture(t testing.TB) *fixture {
 	t.Helper()
 	b, err := os.ReadFile("testdata/merkle.json")
@@ -634,5 +636,74 @@ func TestVectorsCore(t *testing.T) {
 	csig, _ := cv.Sign(cb, cpriv)
 	if !bytes.Equal(csig, cc.Signature.bytes(t)) || !cv.Verify(cb, csig) {
 		t.Fatal("compat signature")
+	}
+}
+
+// TestStaticPrologueCore checks a signer-less manifest that pins the first
+// 20 blocks by tree hash (Node's static cores): the manifest encodes and
+// hashes as in Node, the prologue length verifies without a signature,
+// other lengths do not, and a reader accepts exactly the pinned upgrade.
+func TestStaticPrologueCore(t *testing.T) {
+	raw, err := os.ReadFile("testdata/merkle.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Static struct {
+			Manifest, Key          hx
+			Length                 uint64
+			Roots                  []jNode
+			Verified, VerifiedFull bool
+		}
+	}
+	if err := json.Unmarshal(raw, &f); err != nil {
+		t.Fatal(err)
+	}
+	s := f.Static
+	if !s.Verified || s.VerifiedFull {
+		t.Fatal("unexpected Node verdicts in fixture")
+	}
+	m, err := wire.UnmarshalManifest(s.Manifest.bytes(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Prologue == nil || m.Prologue.Length != 20 || m.Quorum != 0 || len(m.Signers) != 0 {
+		t.Fatalf("manifest %+v", m)
+	}
+	v, err := NewVerifier(s.Key.b32(t), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b20 := NewBatch(&Tree{Length: 20, Roots: toNodes(t, s.Roots)})
+	if !v.Verify(b20, nil) {
+		t.Error("prologue length not accepted")
+	}
+	full, all := coreState(t, loadFixture(t).Core.ptr())
+	if v.Verify(NewBatch(full), nil) || v.Verify(NewBatch(full), full.Signature) {
+		t.Error("length beyond the prologue accepted without a valid signer")
+	}
+	// a seeder holding exactly the prologue serves it to a fresh reader
+	seed := &Tree{Length: 20, Roots: toNodes(t, s.Roots), ByteLength: TotalSize(toNodes(t, s.Roots)), Prologue: m.Prologue}
+	p, err := GenerateProof(seed, all, ProofRequest{Block: &wire.RequestBlock{Index: 7}, Upgrade: &wire.RequestUpgrade{Start: 0, Length: 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := loadFixture(t).Core.Blocks
+	p.Block.Value = blocks[7].bytes(t)
+	reader := &Tree{Prologue: m.Prologue}
+	b, err := Verify(reader, NodeMap{}, p, v)
+	if err != nil {
+		t.Fatalf("prologue upgrade: %v", err)
+	}
+	if b.Length != 20 || b.Hash() != m.Prologue.Hash {
+		t.Fatalf("reader at %d", b.Length)
+	}
+	// an upgrade that stops short of the prologue is refused
+	short, err := GenerateProof(&Tree{Length: 20, Roots: seed.Roots, ByteLength: seed.ByteLength}, all, ProofRequest{Upgrade: &wire.RequestUpgrade{Start: 0, Length: 10}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Verify(&Tree{Prologue: m.Prologue}, NodeMap{}, short, v); err == nil {
+		t.Error("partial prologue upgrade accepted")
 	}
 }

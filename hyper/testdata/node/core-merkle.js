@@ -155,6 +155,21 @@ async function main () {
     plainSignature: hex(multisig.assemble([{ signer: 1, signature: crypto.sign(full.signable(mkey), kps[1].secretKey), patch: 0, nodes: null }, { signer: 2, signature: sig2, patch: 0, nodes: null }])),
     plainLength: L
   }
+  // a static (prologue) manifest pinning the first 20 blocks of the tree
+  const b20 = new MerkleTreeBatch(st)
+  await b20.restore(20)
+  const staticManifest = Verifier.createManifest({ quorum: 0, signers: [], prologue: { hash: b20.hash(), length: 20 } })
+  const skey = Verifier.manifestHash(staticManifest)
+  const sv = new Verifier(skey, staticManifest)
+  out.static = {
+    manifest: hex(c.encode(m.manifest, staticManifest)),
+    key: hex(skey),
+    length: 20,
+    roots: b20.roots.map(jnode),
+    verified: sv.verify(b20, null),
+    verifiedFull: sv.verify(new MerkleTreeBatch(st), null)
+  }
+
   // close() never settles after the restored batch above; the process
   // exits explicitly at the end instead.
   core.close().catch(() => {})
