@@ -65,14 +65,30 @@ type Bee struct {
 }
 
 // record is a decoded entry block, shared read-only between operations.
+// Most blocks are read only for their key (binary search), so the index is
+// decoded on first use.
 type record struct {
-	key    []byte
-	value  []byte
-	levels []Level
+	key   []byte
+	value []byte
+
+	once     sync.Once
+	rawIndex []byte
+	levels   []Level
+	err      error
 }
 
-// maxCachedRecords bounds the decoded-block cache.
-const maxCachedRecords = 4096
+func (r *record) index() ([]Level, error) {
+	r.once.Do(func() {
+		r.levels, r.err = DecodeIndex(r.rawIndex)
+		r.rawIndex = nil
+	})
+	return r.levels, r.err
+}
+
+// maxCachedRecords bounds the decoded-block cache. When it is full an
+// arbitrary entry is evicted (map order), which keeps hot upper tree
+// levels likely to stay without the bookkeeping of an LRU.
+const maxCachedRecords = 1 << 14
 
 // New opens a bee over core. Nothing is written until the first write.
 func New(core Core, opts *Options) *Bee {
@@ -132,14 +148,13 @@ func (b *Bee) record(ctx context.Context, seq uint64) (*record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bee: block %d: %w", seq, err)
 	}
-	levels, err := DecodeIndex(n.Index)
-	if err != nil {
-		return nil, fmt.Errorf("bee: block %d: %w", seq, err)
-	}
-	r = &record{key: n.Key, value: n.Value, levels: levels}
+	r = &record{key: n.Key, value: n.Value, rawIndex: n.Index}
 	b.cmu.Lock()
-	if len(b.cache) >= maxCachedRecords {
-		clear(b.cache)
+	for k := range b.cache {
+		if len(b.cache) < maxCachedRecords {
+			break
+		}
+		delete(b.cache, k)
 	}
 	b.cache[seq] = r
 	b.cmu.Unlock()
@@ -317,7 +332,11 @@ func (o *op) get(ctx context.Context, k []byte) (*Entry, error) {
 			return nil, fmt.Errorf("%w: tree deeper than %d", errCorrupt, maxDepth)
 		}
 		if node.block.isTarget(k) {
-			if node.block.isDeletion() {
+			del, err := node.block.isDeletion()
+			if err != nil {
+				return nil, err
+			}
+			if del {
 				return nil, nil
 			}
 			return node.block.entry(), nil
@@ -391,7 +410,7 @@ func (o *op) put(ctx context.Context, k, v []byte) error {
 		if found {
 			node.keys[i] = target
 			node.changed = true
-			return o.appendEntry(root, seq, k, v)
+			return o.appendEntry(root, seq, k, v, false)
 		}
 		if i >= len(node.children) {
 			return fmt.Errorf("%w: %d keys but %d children", errCorrupt, len(node.keys), len(node.children))
@@ -423,7 +442,7 @@ func (o *op) put(ctx context.Context, k, v []byte) error {
 			fits = true
 		}
 	}
-	return o.appendEntry(root, seq, k, v)
+	return o.appendEntry(root, seq, k, v, false)
 }
 
 func (o *op) del(ctx context.Context, k []byte) error {
@@ -467,7 +486,7 @@ func (o *op) del(ctx context.Context, k []byte) error {
 			if err != nil {
 				return err
 			}
-			return o.appendEntry(root, seq, k, nil)
+			return o.appendEntry(root, seq, k, nil, true)
 		}
 		if len(node.children) == 0 {
 			return nil
@@ -483,12 +502,12 @@ func (o *op) del(ctx context.Context, k []byte) error {
 
 // appendEntry lays out the rewritten nodes and either appends the block or,
 // inside a batch, keeps it pending so later writes can rewrite its nodes.
-func (o *op) appendEntry(root *treeNode, seq uint64, k, v []byte) error {
+func (o *op) appendEntry(root *treeNode, seq uint64, k, v []byte, deleted bool) error {
 	var index []*child
 	root.indexChanges(&index, seq)
 	index[0] = &child{seq: seq, offset: 0, value: root}
 	if !o.autoFlush {
-		blk := &blockEntry{seq: seq, op: o, key: k, value: v, pending: index, batch: true}
+		blk := &blockEntry{seq: seq, op: o, key: k, value: v, pending: index, batch: true, deleted: deleted}
 		root.block = blk
 		o.length++
 		o.blocks[seq] = blk
@@ -544,17 +563,31 @@ func (bt *Batch) Del(ctx context.Context, key []byte) error {
 	return nil
 }
 
-// Get reads through the batch, seeing its pending writes.
+// Get reads through the batch, seeing its pending writes: the newest
+// pending write of key if there is one, else the committed value.
+//
+// Node's batch.get walks the in-memory tree instead, and can return a
+// deleted key's old value when a split-off node still lives in the block
+// that wrote the key (the check that catches this for committed versions
+// only looks at the root's block, which in a batch is a pending entry).
+// Reads do not affect the blocks written, so Go answers correctly here.
 func (bt *Batch) Get(ctx context.Context, key []byte) (*Entry, error) {
 	o := bt.op
 	if o == nil {
 		return bt.bee.Get(ctx, key)
 	}
-	e, err := o.get(ctx, key)
-	if err != nil {
-		return nil, fmt.Errorf("bee: batch get: %w", err)
+	base := bt.bee.core.Length()
+	for i := o.length - 1; i >= 0; i-- {
+		e := o.blocks[base+uint64(i)]
+		if e == nil || !bytes.Equal(e.key, key) {
+			continue
+		}
+		if e.deleted {
+			return nil, nil
+		}
+		return e.entry(), nil
 	}
-	return e, nil
+	return bt.bee.Checkout(base).Get(ctx, key)
 }
 
 // Len is the number of pending entries.

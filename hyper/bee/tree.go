@@ -84,51 +84,71 @@ type blockEntry struct {
 	key   []byte
 	value []byte
 	rec   *record
-	index []level
+	index []*level
 
 	pending []*child
 	batch   bool
+	deleted bool // a pending delete
 }
 
 func (e *blockEntry) isTarget(k []byte) bool {
 	return !e.batch && bytes.Equal(e.key, k)
 }
 
-func (e *blockEntry) inflate() {
-	if e.index != nil || e.rec == nil {
-		return
+// levelAt builds the key and child objects of one index level on first
+// use (Node's Pointers does all levels at once; only the ones walked
+// matter, and building them lazily saves most of a lookup's allocations).
+func (e *blockEntry) levelAt(offset int) (*level, error) {
+	levels, err := e.rec.index()
+	if err != nil {
+		return nil, fmt.Errorf("block %d: %w", e.seq, err)
 	}
-	e.index = make([]level, len(e.rec.levels))
-	for i, l := range e.rec.levels {
-		lv := level{keys: make([]*key, len(l.Keys)), children: make([]*child, 0, len(l.Children)/2)}
-		for j, s := range l.Keys {
-			lv.keys[j] = &key{seq: s}
-		}
-		for j := 0; j+1 < len(l.Children); j += 2 {
-			lv.children = append(lv.children, &child{seq: l.Children[j], offset: int(l.Children[j+1])})
-		}
-		e.index[i] = lv
+	if e.index == nil {
+		e.index = make([]*level, len(levels))
 	}
+	if offset < 0 || offset >= len(levels) {
+		return nil, fmt.Errorf("%w: block %d has %d levels, child points at level %d", errCorrupt, e.seq, len(levels), offset)
+	}
+	if lv := e.index[offset]; lv != nil {
+		return lv, nil
+	}
+	l := levels[offset]
+	keys := make([]key, len(l.Keys))
+	lv := &level{keys: make([]*key, len(l.Keys))}
+	for j, s := range l.Keys {
+		keys[j].seq = s
+		lv.keys[j] = &keys[j]
+	}
+	if len(l.Children) > 0 {
+		children := make([]child, len(l.Children)/2)
+		lv.children = make([]*child, len(children))
+		for j := range children {
+			children[j] = child{seq: l.Children[2*j], offset: int(l.Children[2*j+1])}
+			lv.children[j] = &children[j]
+		}
+	}
+	e.index[offset] = lv
+	return lv, nil
 }
 
 // isDeletion reports whether the block records a delete: no value, and its
 // own seq is not one of the keys of the tree it wrote.
-func (e *blockEntry) isDeletion() bool {
-	if e.value != nil {
-		return false
+func (e *blockEntry) isDeletion() (bool, error) {
+	if e.value != nil || e.batch {
+		return false, nil
 	}
-	if e.batch {
-		return false
+	levels, err := e.rec.index()
+	if err != nil {
+		return false, fmt.Errorf("block %d: %w", e.seq, err)
 	}
-	e.inflate()
-	for _, l := range e.index {
-		for _, k := range l.keys {
-			if k.seq == e.seq {
-				return false
+	for _, l := range levels {
+		for _, k := range l.Keys {
+			if k == e.seq {
+				return false, nil
 			}
 		}
 	}
-	return true
+	return true, nil
 }
 
 func (e *blockEntry) getTreeNode(offset int) (*treeNode, error) {
@@ -138,11 +158,10 @@ func (e *blockEntry) getTreeNode(offset int) (*treeNode, error) {
 		}
 		return e.pending[offset].value, nil
 	}
-	e.inflate()
-	if offset < 0 || offset >= len(e.index) {
-		return nil, fmt.Errorf("%w: block %d has %d levels, child points at level %d", errCorrupt, e.seq, len(e.index), offset)
+	l, err := e.levelAt(offset)
+	if err != nil {
+		return nil, err
 	}
-	l := e.index[offset]
 	if len(l.children) > 0 && len(l.children) != len(l.keys)+1 {
 		return nil, fmt.Errorf("%w: block %d level %d has %d keys and %d children", errCorrupt, e.seq, offset, len(l.keys), len(l.children))
 	}

@@ -192,7 +192,50 @@ async function main () {
   await b.flush()
   const batchQueries = [await snapshotQueries(bee2, keys2, core2.length)]
 
+  // --- 3: a long random mix of single writes and batches, with reads
+  // through the batches (which see their own pending writes) ---
+  const core3 = store.get({ name: 'mixed' })
+  const bee3 = new Hyperbee(core3)
+  await bee3.ready()
+  const mixed = []
+  const mrand = rng(0x3a7)
+  const keyspace = 300
+  const mkey = () => b4a.from((Math.floor(mrand() * keyspace) * 7919).toString(16))
+  for (let step = 0; step < 1200; step++) {
+    const x = Math.floor(mrand() * 10)
+    if (x < 5) {
+      const k = mkey()
+      const v = b4a.from('v' + step)
+      await bee3.put(k, v)
+      mixed.push({ op: 'put', key: hex(k), value: hex(v), batch: 0 })
+    } else if (x < 8) {
+      const k = mkey()
+      await bee3.del(k)
+      mixed.push({ op: 'del', key: hex(k), batch: 0 })
+    } else {
+      const b = bee3.batch()
+      const n = 1 + Math.floor(mrand() * 30)
+      for (let i = 0; i < n; i++) {
+        const k = mkey()
+        if (mrand() < 0.33) {
+          await b.del(k)
+          mixed.push({ op: 'del', key: hex(k), batch: step })
+        } else {
+          const v = b4a.from('b' + step + '.' + i)
+          await b.put(k, v)
+          mixed.push({ op: 'put', key: hex(k), value: hex(v), batch: step })
+        }
+        const probe = mrand() < 0.5 ? k : mkey()
+        const got = await b.get(probe)
+        mixed.push({ op: 'get', key: hex(probe), batch: step, result: got ? { seq: got.seq, value: hex(got.value) } : null })
+      }
+      await b.flush()
+    }
+  }
+  const mixedQueries = [await snapshotQueries(bee3, Array.from({ length: keyspace }, (_, i) => b4a.from((i * 7919).toString(16))), core3.length)]
+
   const out = {
+    mixed: { ops: mixed, blocks: await dumpBlocks(core3), queries: mixedQueries },
     description: 'hyperbee ' + require('hyperbee/package.json').version + ' blocks for a seeded op sequence',
     single: { ops, blocks: await dumpBlocks(core), queries },
     batch: { ops: batchOps, blocks: await dumpBlocks(core2), queries: batchQueries }
@@ -200,6 +243,7 @@ async function main () {
 
   await bee.close()
   await bee2.close()
+  await bee3.close()
   await store.close()
   fs.rmSync(dir, { recursive: true, force: true })
   process.stdout.write(JSON.stringify(out) + '\n')
