@@ -28,7 +28,12 @@
 //	msg, err := c.ReadMessage()
 //
 // Handshake is also run implicitly (bounded by Config.HandshakeTimeout) by
-// the first Read, Write, ReadMessage or WriteMessage.
+// the first Read, Write, ReadMessage or WriteMessage. FromKeys starts a
+// stream from a handshake done elsewhere (hyperdht's IK), skipping step 1.
+//
+// Not implemented: the UDX-only unordered messages (send/trySend, sealed
+// with secretbox keys derived from the handshake hash) and other Noise
+// patterns than XX.
 package secretstream
 
 import (
@@ -117,6 +122,8 @@ type Conn struct {
 	// ephemeral overrides the random ephemeral key (tests only, to
 	// replay Node transcripts).
 	ephemeral *KeyPair
+	// preset holds keys from a handshake done elsewhere (FromKeys).
+	preset *Keys
 
 	hsMu   sync.Mutex
 	hsDone atomic.Bool
@@ -146,6 +153,30 @@ func Client(raw net.Conn, cfg *Config) *Conn { return newConn(raw, cfg, true) }
 
 // Server returns the responding side of a NoiseSecretStream over raw.
 func Server(raw net.Conn, cfg *Config) *Conn { return newConn(raw, cfg, false) }
+
+// Keys are the results of a Noise handshake run outside the stream.
+// hyperdht runs its Noise IK handshake inside DHT messages and then starts
+// the stream with them (Node's start(raw, { handshake })), so the first
+// frame on such a connection is the header.
+type Keys struct {
+	// Tx and Rx are this side's sending and receiving keys (the Noise
+	// split, already assigned by role).
+	Tx, Rx [32]byte
+	// Hash is the 64-byte handshake hash.
+	Hash []byte
+	// PublicKey and RemotePublicKey are the static keys of both sides.
+	PublicKey, RemotePublicKey ed25519.PublicKey
+}
+
+// FromKeys returns a Conn over raw that skips the Noise handshake and
+// uses keys; Handshake then only exchanges the stream headers.
+func FromKeys(raw net.Conn, initiator bool, keys Keys, cfg *Config) *Conn {
+	c := newConn(raw, cfg, initiator)
+	k := keys
+	k.Hash = bytes.Clone(keys.Hash)
+	c.preset = &k
+	return c
+}
 
 func newConn(raw net.Conn, cfg *Config, initiator bool) *Conn {
 	c := &Conn{raw: raw, br: bufio.NewReaderSize(raw, 64<<10), initiator: initiator, closed: make(chan struct{})}
@@ -237,6 +268,15 @@ func (c *Conn) handshake(ctx context.Context) (err error) {
 		}
 	}()
 
+	if k := c.preset; k != nil {
+		if len(k.Hash) != hashLen {
+			return fmt.Errorf("secretstream: preset handshake hash is %d bytes, want %d", len(k.Hash), hashLen)
+		}
+		c.localPub, c.remotePub = k.PublicKey, k.RemotePublicKey
+		copy(c.hash[:], k.Hash)
+		return c.exchangeHeaders(k.Tx, k.Rx)
+	}
+
 	static := c.cfg.KeyPair
 	if static.Private == nil {
 		if static, err = GenerateKeyPair(); err != nil {
@@ -278,19 +318,19 @@ func (c *Conn) handshake(ctx context.Context) (err error) {
 	if c.cfg.RemotePublicKey != nil && !bytes.Equal(c.cfg.RemotePublicKey, c.remotePub) {
 		return fmt.Errorf("secretstream %s handshake: peer proved key %x, want %x", c.role(), []byte(c.remotePub), []byte(c.cfg.RemotePublicKey))
 	}
-	return c.exchangeHeaders(hs)
+	return c.exchangeHeaders(hs.tx, hs.rx)
 }
 
 // exchangeHeaders sends our stream id and secretstream header while
 // reading the peer's. Both happen at once: over an unbuffered transport
 // (net.Pipe) two peers that both wrote first would deadlock.
-func (c *Conn) exchangeHeaders(hs *handshake) error {
+func (c *Conn) exchangeHeaders(tx, rx [32]byte) error {
 	var header [ssHeaderBytes]byte
 	if _, err := rand.Read(header[:]); err != nil {
 		return fmt.Errorf("secretstream: header nonce: %w", err)
 	}
-	c.push.init(hs.tx[:], header[:])
-	id := StreamID(hs.hash[:], c.initiator)
+	c.push.init(tx[:], header[:])
+	id := StreamID(c.hash[:], c.initiator)
 	frame := appendFrameHeader(make([]byte, 0, 3+32+ssHeaderBytes), 32+ssHeaderBytes)
 	frame = append(append(frame, id[:]...), header[:]...)
 	werr := make(chan error, 1)
@@ -307,11 +347,11 @@ func (c *Conn) exchangeHeaders(hs *handshake) error {
 		if len(msg) != 32+ssHeaderBytes {
 			return fmt.Errorf("secretstream %s: header frame is %d bytes, want 56", c.role(), len(msg))
 		}
-		want := StreamID(hs.hash[:], !c.initiator)
+		want := StreamID(c.hash[:], !c.initiator)
 		if !bytes.Equal(msg[:32], want[:]) {
 			return fmt.Errorf("secretstream %s: peer sent the wrong stream id", c.role())
 		}
-		c.pull.init(hs.rx[:], msg[32:])
+		c.pull.init(rx[:], msg[32:])
 		return nil
 	}()
 	if rerr != nil {

@@ -292,3 +292,47 @@ func TestWrongStreamID(t *testing.T) {
 		t.Fatal("accepted a header with the wrong stream id")
 	}
 }
+
+// TestFromKeys runs the stream with keys from a handshake done elsewhere,
+// as hyperdht does: only the headers are exchanged.
+func TestFromKeys(t *testing.T) {
+	is, rs := seedKP(t, 0x11), seedKP(t, 0x22)
+	ini := newHandshake(true, is, seedKP(t, 0xe0))
+	res := newHandshake(false, rs, seedKP(t, 0xe1))
+	for !ini.complete || !res.complete {
+		w, r := ini, res
+		if ini.step%2 == 1 {
+			w, r = res, ini
+		}
+		msg, err := w.writeMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.readMessage(msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, b := tcpPair(t)
+	ca := FromKeys(a, true, Keys{Tx: ini.tx, Rx: ini.rx, Hash: ini.hash[:], PublicKey: is.Public, RemotePublicKey: rs.Public}, nil)
+	cb := FromKeys(b, false, Keys{Tx: res.tx, Rx: res.rx, Hash: res.hash[:], PublicKey: rs.Public, RemotePublicKey: is.Public}, nil)
+	// The first bytes on the wire are the 56-byte header frame.
+	go func() { _ = ca.WriteMessage([]byte("over preset keys")) }()
+	m, err := cb.ReadMessage()
+	if err != nil || string(m) != "over preset keys" {
+		t.Fatalf("got %q, %v", m, err)
+	}
+	if !bytes.Equal(cb.RemotePublicKey(), is.Public) || !bytes.Equal(cb.HandshakeHash(), res.hash[:]) {
+		t.Fatal("keys not reported")
+	}
+
+	// A peer with a different hash sends the wrong stream id.
+	x, y := tcpPair(t)
+	bad := ini.hash
+	bad[0] ^= 1
+	cx := FromKeys(x, true, Keys{Tx: ini.tx, Rx: ini.rx, Hash: bad[:]}, nil)
+	cy := FromKeys(y, false, Keys{Tx: res.tx, Rx: res.rx, Hash: res.hash[:]}, nil)
+	go func() { _ = cx.Handshake(context.Background()) }()
+	if err := cy.Handshake(context.Background()); err == nil {
+		t.Fatal("accepted a header for a different handshake")
+	}
+}
