@@ -207,6 +207,14 @@ systemctl --root="$STAGE" --quiet disable systemd-networkd-wait-online.service 2
 systemctl --root="$STAGE" --quiet mask systemd-networkd-wait-online.service e2scrub_all.timer \
 	e2scrub_reap.service systemd-remount-fs.service apt-daily.timer apt-daily-upgrade.timer 2>/dev/null || true
 chmod 0700 "$STAGE/root"
+# Programs the image does not use whose libraries are large (libcurl and its TLS,
+# LDAP and HTTP/2 stack come with systemd-pull alone), then every library nothing
+# links against. Libraries loaded with dlopen by soname are kept by name.
+rm -f "$STAGE"/usr/lib/systemd/systemd-pull "$STAGE"/usr/lib/systemd/systemd-import* \
+	"$STAGE"/usr/lib/systemd/systemd-export "$STAGE"/usr/sbin/arpd
+rm -rf "$STAGE"/usr/lib/*/sasl2 "$STAGE"/usr/lib/*/security/pam_userdb.so
+go run ./image/prune -root "$STAGE" -keep libgcc_s.so -keep libnss_ -keep libpthread.so -keep libdl.so \
+	-keep librt.so -keep libutil.so -keep libresolv.so -keep libm.so -keep libanl.so | tail -1 >&2
 # useradd stamps "last password change" with the build day; use SOURCE_DATE_EPOCH's
 # day instead, here rather than in the cached rootfs, so the cache outlives commits.
 days=$((SOURCE_DATE_EPOCH / 86400))
