@@ -1,6 +1,7 @@
 package mux
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 
@@ -70,7 +71,9 @@ func (m *Mux) handleControl(typ uint64, d *compact.Decoder, depth int) error {
 			return protoErr("open: %v", err)
 		}
 		handshake, _ := d.Raw()
-		return m.handleOpen(rid, protocol, id, handshake)
+		// Copy both: they alias the frame, which may be megabytes of
+		// batch that a long-lived channel should not pin.
+		return m.handleOpen(rid, protocol, bytes.Clone(id), bytes.Clone(handshake))
 	case typeReject:
 		lid, err := d.Uint()
 		if err != nil {

@@ -16,7 +16,7 @@ import (
 // securePair returns two muxes over a secretstream over loopback TCP, not
 // yet started. (Not net.Pipe: its writes block until read, and the tests
 // open channels before starting the readers.)
-func securePair(t *testing.T) (*Mux, *Mux) {
+func securePair(t testing.TB) (*Mux, *Mux) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
