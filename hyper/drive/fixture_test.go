@@ -43,6 +43,10 @@ type driveFixture struct {
 	Manifest      string      `json:"manifest"`
 	BlobsKey      string      `json:"blobsKey"`
 	BlobsManifest string      `json:"blobsManifest"`
+	DBTreeHash    string      `json:"dbTreeHash"`
+	DBSignature   string      `json:"dbSignature"`
+	BlobsTreeHash string      `json:"blobsTreeHash"`
+	BlobsSig      string      `json:"blobsSignature"`
 	Ops           []fixtureOp `json:"ops"`
 	Queries       []struct {
 		Version uint64 `json:"version"`

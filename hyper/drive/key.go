@@ -76,3 +76,17 @@ func BlobsKey(ctx context.Context, db bee.Core, dbKey [32]byte, dbManifest *wire
 	}
 	return key, nil
 }
+
+// DBCore is a db core that knows its own key and manifest, as
+// hyper/core's cores do.
+type DBCore interface {
+	bee.Core
+	Key() [32]byte
+	// Manifest is nil for a compat core.
+	Manifest() *wire.Manifest
+}
+
+// BlobsKeyOf is BlobsKey for a core that knows its key and manifest.
+func BlobsKeyOf(ctx context.Context, db DBCore) ([32]byte, error) {
+	return BlobsKey(ctx, db, db.Key(), db.Manifest())
+}
