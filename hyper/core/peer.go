@@ -59,38 +59,81 @@ func CheckHandshake(c *Core, initiator bool, handshakeHash []byte, h *wire.Hands
 	return nil
 }
 
-// bitset is a growable set of block indexes.
-type bitset struct{ words []uint64 }
+// maxSparseBits bounds the sparse part of what we track about a remote
+// (2 MiB of bits): a hostile peer must not be able to make us allocate or
+// loop in proportion to the numbers it sends. Contiguous prefixes, the
+// common case, are tracked in O(1) whatever their length.
+const maxSparseBits = 1 << 24
 
-func (b *bitset) get(i uint64) bool {
-	w := i / 64
-	return w < uint64(len(b.words)) && b.words[w]&(1<<(i%64)) != 0
+// have records which blocks a remote announced: a contiguous prefix plus a
+// bounded bitset for the rest.
+type have struct {
+	contig uint64
+	words  []uint64
 }
 
-func (b *bitset) set(i uint64, v bool) {
+func (h *have) get(i uint64) bool {
+	if i < h.contig {
+		return true
+	}
 	w := i / 64
-	if w >= uint64(len(b.words)) {
-		if !v {
-			return
-		}
-		if w > 1<<26 { // 4 Gi blocks: refuse to grow absurdly on hostile input
-			return
-		}
-		b.words = append(b.words, make([]uint64, int(w)-len(b.words)+1)...)
+	return w < uint64(len(h.words)) && h.words[w]&(1<<(i%64)) != 0
+}
+
+// setRange marks [start, start+length) as present or dropped.
+func (h *have) setRange(start, length uint64, v bool) {
+	end := start + length
+	if end < start {
+		end = ^uint64(0)
 	}
 	if v {
-		b.words[w] |= 1 << (i % 64)
-	} else {
-		b.words[w] &^= 1 << (i % 64)
+		if start <= h.contig {
+			h.contig = max(h.contig, end)
+			// absorb bits that now continue the prefix
+			for h.get(h.contig) && h.contig < maxSparseBits {
+				h.contig++
+			}
+			return
+		}
+		h.fill(start, end, true)
+		return
 	}
+	if start < h.contig {
+		old := h.contig
+		h.contig = start
+		h.fill(min(end, old), old, true)
+	}
+	h.fill(start, end, false)
 }
 
-func (b *bitset) setRange(start, length uint64, v bool) {
-	if length > 1<<32 {
-		length = 1 << 32
+// fill sets bits word by word, ignoring anything beyond maxSparseBits.
+func (h *have) fill(start, end uint64, v bool) {
+	end = min(end, maxSparseBits)
+	if start >= end {
+		return
 	}
-	for i := start; i < start+length; i++ {
-		b.set(i, v)
+	if v && (end-1)/64 >= uint64(len(h.words)) {
+		h.words = append(h.words, make([]uint64, int((end-1)/64)+1-len(h.words))...)
+	}
+	for i := start; i < end; {
+		w := i / 64
+		if w >= uint64(len(h.words)) {
+			return
+		}
+		lo := i % 64
+		hi := min(uint64(64), lo+(end-i))
+		var mask uint64
+		if hi-lo == 64 {
+			mask = ^uint64(0)
+		} else {
+			mask = ((1 << (hi - lo)) - 1) << lo
+		}
+		if v {
+			h.words[w] |= mask
+		} else {
+			h.words[w] &^= mask
+		}
+		i += hi - lo
 	}
 }
 
@@ -139,7 +182,7 @@ type Peer struct {
 	remoteCanUp  bool
 	remoteUpload bool
 	remoteDown   bool
-	remoteHave   bitset
+	remoteHave   have
 	inflight     map[uint64]*wire.Request
 	sendErr      error
 }
@@ -284,7 +327,8 @@ func (p *Peer) Handle(m wire.Message) error {
 		for w, word := range m.Bitfield {
 			for word != 0 {
 				b := uint64(bits.TrailingZeros32(word))
-				p.remoteHave.set(m.Start+uint64(w)*32+b, true)
+				i := m.Start + uint64(w)*32 + b
+				p.remoteHave.setRange(i, 1, true)
 				word &= word - 1
 			}
 		}
@@ -311,7 +355,7 @@ func (p *Peer) Handle(m wire.Message) error {
 			delete(p.inflight, m.Request)
 			if req.Block != nil {
 				delete(r.blockInflight, req.Block.Index)
-				p.remoteHave.set(req.Block.Index, false)
+				p.remoteHave.setRange(req.Block.Index, 1, false)
 			}
 			if req.Upgrade != nil && r.upgrading == p {
 				r.upgrading = nil
@@ -356,7 +400,7 @@ func (p *Peer) onData(d *wire.Data) error {
 		return fmt.Errorf("peer sent invalid data: %w", err)
 	}
 	if d.Block != nil {
-		p.remoteHave.set(d.Block.Index, true)
+		p.remoteHave.setRange(d.Block.Index, 1, true)
 	}
 	r.updateLocked()
 	r.flush()
