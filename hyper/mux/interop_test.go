@@ -272,9 +272,10 @@ func runInterop(t *testing.T, node string, goInitiator bool) {
 	}
 	mu.Unlock()
 
-	// Go -> Node: strings (echoed), a buffer bigger than one 64 KiB
-	// chunk (returned whole), and a reply on the node-initiated channel.
-	big := make([]byte, 200000)
+	// Go -> Node: strings (echoed), a 3 MiB buffer (one frame each way,
+	// far above the 64 KiB read chunk; returned whole), and a reply on the
+	// node-initiated channel.
+	big := make([]byte, 3<<20)
 	_, _ = rand.Read(big)
 	for i := 1; i <= 3; i++ {
 		if err := interop.Send(0, encString("ping-"+strconv.Itoa(i))); err != nil {
