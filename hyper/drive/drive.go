@@ -174,30 +174,40 @@ func (d *Drive) Open(ctx context.Context, name string) (*blobs.Reader, error) {
 // recursive, otherwise the first entry under each immediate name (for a
 // sub-folder that is some file inside it, as in Hyperdrive).
 func (d *Drive) List(ctx context.Context, folder string, recursive bool) ([]Entry, error) {
+	var out []Entry
+	err := d.ListFunc(ctx, folder, recursive, func(e Entry) error {
+		out = append(out, e)
+		return nil
+	})
+	return out, err
+}
+
+// ListFunc is List without collecting: fn is called for each entry in
+// order, and an error from fn stops the walk and is returned.
+func (d *Drive) ListFunc(ctx context.Context, folder string, recursive bool, fn func(Entry) error) error {
 	f, err := normalizeFolder(folder)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if !recursive {
-		var out []Entry
-		err := d.shallow(ctx, f, func(_ string, e *Entry) { out = append(out, *e) })
-		return out, err
+		return d.shallow(ctx, f, func(_ string, e *Entry) error { return fn(*e) })
 	}
 	it := d.view.Range(bee.RangeOptions{GT: fileKey(f + "/"), LT: fileKey(f + "0")})
-	var out []Entry
 	for {
 		be, err := it.Next(ctx)
 		if err != nil {
-			return out, fmt.Errorf("drive: list %s: %w", folder, err)
+			return fmt.Errorf("drive: list %s: %w", folder, err)
 		}
 		if be == nil {
-			return out, nil
+			return nil
 		}
 		e, err := entryFrom(be)
 		if err != nil {
-			return out, err
+			return err
 		}
-		out = append(out, *e)
+		if err := fn(*e); err != nil {
+			return err
+		}
 	}
 }
 
@@ -210,13 +220,16 @@ func (d *Drive) Readdir(ctx context.Context, folder string) ([]string, error) {
 		return nil, err
 	}
 	var out []string
-	err = d.shallow(ctx, f, func(name string, _ *Entry) { out = append(out, name) })
+	err = d.shallow(ctx, f, func(name string, _ *Entry) error {
+		out = append(out, name)
+		return nil
+	})
 	return out, err
 }
 
 // shallow walks the immediate names of folder by repeated one-entry range
 // queries that skip each sub-folder, as Hyperdrive's shallowReadStream.
-func (d *Drive) shallow(ctx context.Context, folder string, yield func(string, *Entry)) error {
+func (d *Drive) shallow(ctx context.Context, folder string, yield func(string, *Entry) error) error {
 	prev, prevName := "/", ""
 	for {
 		it := d.view.Range(bee.RangeOptions{GT: fileKey(folder + prev), LT: fileKey(folder + "0"), Limit: 1})
@@ -241,7 +254,9 @@ func (d *Drive) shallow(ctx context.Context, folder string, yield func(string, *
 			continue
 		}
 		prevName = name
-		yield(name, e)
+		if err := yield(name, e); err != nil {
+			return err
+		}
 	}
 }
 
