@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/hyperos/hyperos/hyper/bee"
@@ -169,4 +170,52 @@ func check(t *testing.T, s *bee.Snapshot, model map[string]string, r *rand.Rand)
 			}
 		}
 	}
+}
+
+// Readers run alongside a writer; run with -race.
+func TestConcurrentReadersAndWriter(t *testing.T) {
+	ctx := context.Background()
+	b := bee.New(memcore.New(), nil)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 400; i++ {
+			if err := b.Put(ctx, fmt.Appendf(nil, "k%04d", i*37%400), []byte("v")); err != nil {
+				t.Error(err)
+				return
+			}
+			if i%5 == 0 {
+				if err := b.Del(ctx, fmt.Appendf(nil, "k%04d", i*11%400)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for r := 0; r < 3; r++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				v := b.Version()
+				if _, err := b.Checkout(v).Get(ctx, fmt.Appendf(nil, "k%04d", i%400)); err != nil {
+					t.Error(err)
+					return
+				}
+				if i%20 == 0 {
+					if _, err := b.Checkout(v).List(ctx, bee.RangeOptions{Limit: 50}); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
