@@ -41,12 +41,20 @@ const (
 	recHeader = 0x03
 
 	frameHeaderLen = 8
+
+	// compactName is where Compact builds the replacement log; a leftover
+	// one is an interrupted compaction and is discarded on open.
+	compactName = "log.compact"
 	// maxFrame bounds one frame so that a damaged length cannot make us
 	// allocate absurd amounts while replaying.
 	maxFrame = 1 << 30
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// autoCompactMin is the log size below which Commit never compacts (a
+// variable so that tests can exercise automatic compaction cheaply).
+var autoCompactMin uint64 = 8 << 20
 
 type blockRef struct {
 	off    uint64
@@ -77,6 +85,9 @@ func OpenDir(path string) (*Dir, error) {
 		return nil, fmt.Errorf("create store dir: %w", err)
 	}
 	d := &Dir{path: path, nodes: map[uint64]wire.Node{}, refs: map[uint64]blockRef{}}
+	if err := os.Remove(filepath.Join(path, compactName)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove interrupted compaction: %w", err)
+	}
 	var err error
 	if d.blocks, err = openFile(path, "blocks", blocksMagic); err != nil {
 		return nil, err
@@ -339,6 +350,125 @@ func (d *Dir) GetBlock(index uint64) ([]byte, bool, error) {
 	return buf, true, nil
 }
 
+func appendNodeRecord(buf []byte, n wire.Node) []byte {
+	var rec [49]byte
+	rec[0] = recNode
+	binary.LittleEndian.PutUint64(rec[1:], n.Index)
+	binary.LittleEndian.PutUint64(rec[9:], n.Size)
+	copy(rec[17:], n.Hash[:])
+	return append(buf, rec[:]...)
+}
+
+func appendBlockRecord(buf []byte, index uint64, r blockRef) []byte {
+	var rec [25]byte
+	rec[0] = recBlock
+	binary.LittleEndian.PutUint64(rec[1:], index)
+	binary.LittleEndian.PutUint64(rec[9:], r.off)
+	binary.LittleEndian.PutUint32(rec[17:], r.length)
+	binary.LittleEndian.PutUint32(rec[21:], r.crc)
+	return append(buf, rec[:]...)
+}
+
+func appendHeaderRecord(buf []byte, h *Header) ([]byte, error) {
+	enc, err := MarshalHeader(h)
+	if err != nil {
+		return nil, err
+	}
+	var rec [5]byte
+	rec[0] = recHeader
+	binary.LittleEndian.PutUint32(rec[1:], uint32(len(enc)))
+	return append(append(buf, rec[:]...), enc...), nil
+}
+
+// frame wraps a payload with its length and checksum.
+func frame(payload []byte) []byte {
+	f := make([]byte, frameHeaderLen+len(payload))
+	binary.LittleEndian.PutUint32(f[0:4], uint32(len(payload)))
+	copy(f[frameHeaderLen:], payload)
+	c := crc32.Update(crc32.Checksum(f[0:4], castagnoli), castagnoli, payload)
+	binary.LittleEndian.PutUint32(f[4:8], c)
+	return f
+}
+
+// liveSize estimates the log size a compaction would produce.
+func (d *Dir) liveSize() uint64 {
+	return uint64(49*len(d.nodes)+25*len(d.refs)) + 512 + magicLen
+}
+
+// Compact rewrites the log to hold only the current state. Every Commit
+// appends, and a writer appends a new header per Append, so without this
+// the log (and the time to replay it on open) would grow without bound.
+// The new log is built aside, fsynced and renamed over the old one, so a
+// crash at any point leaves one complete log.
+func (d *Dir) Compact() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return ErrClosed
+	}
+	return d.compactLocked()
+}
+
+func (d *Dir) compactLocked() error {
+	if d.broken != nil {
+		return fmt.Errorf("store is read-only after a failed write: %w", d.broken)
+	}
+	tmpPath := filepath.Join(d.path, compactName)
+	f, err := os.OpenFile(tmpPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("compact: %w", err)
+	}
+	fail := func(err error) error {
+		f.Close()
+		os.Remove(tmpPath)
+		return fmt.Errorf("compact: %w", err)
+	}
+	out := []byte(logMagic)
+	var payload []byte
+	flush := func() {
+		if len(payload) > 0 {
+			out = append(out, frame(payload)...)
+			payload = payload[:0]
+		}
+	}
+	for _, n := range d.nodes {
+		payload = appendNodeRecord(payload, n)
+		if len(payload) > 1<<20 {
+			flush()
+		}
+	}
+	for i, r := range d.refs {
+		payload = appendBlockRecord(payload, i, r)
+		if len(payload) > 1<<20 {
+			flush()
+		}
+	}
+	if d.header != nil {
+		if payload, err = appendHeaderRecord(payload, d.header); err != nil {
+			return fail(err)
+		}
+	}
+	flush()
+	if _, err := f.Write(out); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(tmpPath, filepath.Join(d.path, "log")); err != nil {
+		return fail(err)
+	}
+	if err := syncDir(d.path); err != nil {
+		f.Close()
+		d.broken = err
+		return fmt.Errorf("compact: %w", err)
+	}
+	d.log.Close()
+	d.log = f
+	d.logEnd = uint64(len(out))
+	return nil
+}
+
 // Commit implements Storage: block values first, then one log frame, each
 // fsynced, so the frame is the atomic commit point.
 func (d *Dir) Commit(b *Batch) error {
@@ -350,7 +480,7 @@ func (d *Dir) Commit(b *Batch) error {
 	if d.broken != nil {
 		return fmt.Errorf("store is read-only after a failed write: %w", d.broken)
 	}
-	var payload bytes.Buffer
+	var payload []byte
 	refs := make(map[uint64]blockRef, len(b.Blocks))
 	var values bytes.Buffer
 	for _, blk := range b.Blocks {
@@ -360,37 +490,21 @@ func (d *Dir) Commit(b *Batch) error {
 		r := blockRef{off: d.blocksEnd + uint64(values.Len()), length: uint32(len(blk.Value)), crc: crc32.Checksum(blk.Value, castagnoli)}
 		values.Write(blk.Value)
 		refs[blk.Index] = r
-		var rec [25]byte
-		rec[0] = recBlock
-		binary.LittleEndian.PutUint64(rec[1:], blk.Index)
-		binary.LittleEndian.PutUint64(rec[9:], r.off)
-		binary.LittleEndian.PutUint32(rec[17:], r.length)
-		binary.LittleEndian.PutUint32(rec[21:], r.crc)
-		payload.Write(rec[:])
+		payload = appendBlockRecord(payload, blk.Index, r)
 	}
 	for _, n := range b.Nodes {
-		var rec [49]byte
-		rec[0] = recNode
-		binary.LittleEndian.PutUint64(rec[1:], n.Index)
-		binary.LittleEndian.PutUint64(rec[9:], n.Size)
-		copy(rec[17:], n.Hash[:])
-		payload.Write(rec[:])
+		payload = appendNodeRecord(payload, n)
 	}
 	if b.Header != nil {
-		h, err := MarshalHeader(b.Header)
-		if err != nil {
+		var err error
+		if payload, err = appendHeaderRecord(payload, b.Header); err != nil {
 			return err
 		}
-		var rec [5]byte
-		rec[0] = recHeader
-		binary.LittleEndian.PutUint32(rec[1:], uint32(len(h)))
-		payload.Write(rec[:])
-		payload.Write(h)
 	}
-	if payload.Len() > maxFrame {
-		return fmt.Errorf("commit of %d bytes of metadata is too large; split it", payload.Len())
+	if len(payload) > maxFrame {
+		return fmt.Errorf("commit of %d bytes of metadata is too large; split it", len(payload))
 	}
-	if payload.Len() == 0 {
+	if len(payload) == 0 {
 		return nil
 	}
 
@@ -399,17 +513,13 @@ func (d *Dir) Commit(b *Batch) error {
 			return err
 		}
 	}
-	frame := make([]byte, frameHeaderLen+payload.Len())
-	binary.LittleEndian.PutUint32(frame[0:4], uint32(payload.Len()))
-	copy(frame[frameHeaderLen:], payload.Bytes())
-	c := crc32.Update(crc32.Checksum(frame[0:4], castagnoli), castagnoli, frame[frameHeaderLen:])
-	binary.LittleEndian.PutUint32(frame[4:8], c)
-	if err := d.appendSync(d.log, "log", d.logEnd, frame); err != nil {
+	fr := frame(payload)
+	if err := d.appendSync(d.log, "log", d.logEnd, fr); err != nil {
 		return err
 	}
 
 	d.blocksEnd += uint64(values.Len())
-	d.logEnd += uint64(len(frame))
+	d.logEnd += uint64(len(fr))
 	for i, r := range refs {
 		d.refs[i] = r
 	}
@@ -418,6 +528,11 @@ func (d *Dir) Commit(b *Batch) error {
 	}
 	if b.Header != nil {
 		d.header = b.Header.Clone()
+	}
+	if d.logEnd > autoCompactMin && d.logEnd > 4*d.liveSize() {
+		// The commit is already durable; a failed compaction only means
+		// the log stays long, so it is not reported as a commit failure.
+		_ = d.compactLocked()
 	}
 	return nil
 }

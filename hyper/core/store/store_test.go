@@ -480,3 +480,79 @@ func FuzzLogFrames(f *testing.F) {
 		}
 	})
 }
+
+func TestCompaction(t *testing.T) {
+	h := makeHistory(rand.New(rand.NewPCG(11, 11)), 60)
+	dir := t.TempDir()
+	d, err := OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range h.batches[:40] {
+		if err := d.Commit(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := fileSize(t, filepath.Join(dir, "log"))
+	if err := d.Compact(); err != nil {
+		t.Fatal(err)
+	}
+	if after := fileSize(t, filepath.Join(dir, "log")); after >= before {
+		t.Errorf("log did not shrink: %d -> %d", before, after)
+	}
+	checkExact(t, d, h.stateAfter(40))
+	for _, b := range h.batches[40:] {
+		if err := d.Commit(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.Close()
+	// an interrupted compaction leaves a partial file that must be ignored
+	os.WriteFile(filepath.Join(dir, compactName), []byte(logMagic+"garbage"), 0o600)
+	d, err = OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	checkExact(t, d, h.stateAfter(60))
+	if _, err := os.Stat(filepath.Join(dir, compactName)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("leftover compaction file: %v", err)
+	}
+}
+
+// TestAutoCompaction mimics a writer that rewrites the header on every
+// append: the log must stay near the size of the live state.
+func TestAutoCompaction(t *testing.T) {
+	old := autoCompactMin
+	autoCompactMin = 4096
+	defer func() { autoCompactMin = old }()
+	dir := t.TempDir()
+	d, err := OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last *Header
+	for i := 0; i < 300; i++ {
+		last = testHeader(uint64(i))
+		if err := d.Commit(&Batch{Blocks: []Block{{Index: uint64(i), Value: []byte{byte(i)}}}, Header: last}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if sz := fileSize(t, filepath.Join(dir, "log")); uint64(sz) > 4*d.liveSize()+autoCompactMin {
+		t.Errorf("log is %d bytes for %d live", sz, d.liveSize())
+	}
+	d.Close()
+	d, err = OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if h, _ := d.Header(); !reflect.DeepEqual(h, last) {
+		t.Fatal("header lost across compactions")
+	}
+	for i := 0; i < 300; i++ {
+		if v, ok, err := d.GetBlock(uint64(i)); err != nil || !ok || v[0] != byte(i) {
+			t.Fatalf("block %d lost across compactions", i)
+		}
+	}
+}
