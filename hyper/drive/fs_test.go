@@ -14,12 +14,12 @@ func TestFS(t *testing.T) {
 	ctx := context.Background()
 	d := New(memcore.New(), memcore.New(), nil)
 	files := map[string][]byte{
-		"/README.md":       []byte("read me\n"),
-		"/src/main.go":     []byte("package main\n"),
-		"/src/lib/a.txt":   content(1, 70000),
-		"/bin/tool":        []byte("#!/bin/sh\n"),
-		"/empty":           {},
-		"/docs/x/y/z.txt":  []byte("z"),
+		"/README.md":      []byte("read me\n"),
+		"/src/main.go":    []byte("package main\n"),
+		"/src/lib/a.txt":  content(1, 70000),
+		"/bin/tool":       []byte("#!/bin/sh\n"),
+		"/empty":          {},
+		"/docs/x/y/z.txt": []byte("z"),
 		"/unicode/ñ☃.txt": []byte("snow"),
 	}
 	for p, b := range files {
