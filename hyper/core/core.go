@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/hyperos/hyperos/hyper/core/merkle"
 	"github.com/hyperos/hyperos/hyper/core/store"
@@ -45,6 +46,9 @@ var (
 	// ErrCorrupt: a stored block does not match its verified hash.
 	ErrCorrupt = errors.New("core: stored block is corrupt")
 )
+
+// fetchRetry is how often a waiting Get re-asks its fetcher.
+const fetchRetry = 500 * time.Millisecond
 
 // Core is one Hypercore, writable or a sparse replica.
 type Core struct {
@@ -357,11 +361,17 @@ func (c *Core) Get(ctx context.Context, index uint64) ([]byte, error) {
 			return nil, fmt.Errorf("block %d: %w", index, ErrNotAvailable)
 		}
 		fetch(index)
+		// Wake up now and then even if nothing changed, so that the fetcher
+		// can notice a request that timed out and ask someone else.
+		retry := time.NewTimer(fetchRetry)
 		select {
 		case <-ctx.Done():
+			retry.Stop()
 			return nil, fmt.Errorf("get block %d: %w", index, ctx.Err())
 		case <-changed:
+		case <-retry.C:
 		}
+		retry.Stop()
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/bits"
 	"sync"
+	"time"
 
 	"github.com/hyperos/hyperos/hyper/core/merkle"
 	"github.com/hyperos/hyperos/hyper/core/wire"
@@ -23,12 +24,24 @@ import (
 //   - Every data message is verified by Core.Apply before anything is
 //     stored; a peer that sends a bad proof is paused (no more requests).
 //   - Requests from the remote are answered with Core.Proof, or noData.
+//   - A request unanswered for RequestTimeout is cancelled and the peer is
+//     skipped for as long, so another peer gets the chance.
 //
 // Missing for now: reorgs (fork changes with a non-empty local core),
-// push, hotswaps and request timeouts.
+// push and hotswaps.
 
 // MaxInflight bounds the requests we keep outstanding per peer.
 const MaxInflight = 64
+
+// DefaultRequestTimeout is how long a request may stay unanswered before
+// it is cancelled and planned again, preferably on another peer.
+const DefaultRequestTimeout = 10 * time.Second
+
+// pending is a request we sent and when.
+type pending struct {
+	*wire.Request
+	at time.Time
+}
 
 // wantAll is the range Node's compat want batching covers at once.
 const wantAll = 1 << 21
@@ -151,6 +164,9 @@ type Replicator struct {
 	upgrading     *Peer
 	// outbox collects messages while mu is held; flushed in order after.
 	outbox []outMsg
+	// RequestTimeout overrides DefaultRequestTimeout when set before use.
+	RequestTimeout time.Duration
+	now            func() time.Time
 }
 
 type outMsg struct {
@@ -161,7 +177,7 @@ type outMsg struct {
 // NewReplicator attaches replication to c: Get on c will ask peers for
 // missing blocks, and local appends are announced to them.
 func NewReplicator(c *Core) *Replicator {
-	r := &Replicator{core: c, wanted: map[uint64]bool{}, blockInflight: map[uint64]*Peer{}}
+	r := &Replicator{core: c, wanted: map[uint64]bool{}, blockInflight: map[uint64]*Peer{}, now: time.Now}
 	c.SetFetcher(r.fetch)
 	c.OnEvent(r.onEvent)
 	return r
@@ -183,7 +199,8 @@ type Peer struct {
 	remoteUpload bool
 	remoteDown   bool
 	remoteHave   have
-	inflight     map[uint64]*wire.Request
+	inflight     map[uint64]*pending
+	backoff      time.Time // no new requests before this (after a timeout)
 	sendErr      error
 }
 
@@ -191,7 +208,7 @@ type Peer struct {
 // Open once the channel is open, Handle for every incoming message and
 // Close when the channel closes.
 func (r *Replicator) AddPeer(send func(wire.Message) error) *Peer {
-	p := &Peer{r: r, send: send, inflight: map[uint64]*wire.Request{}}
+	p := &Peer{r: r, send: send, inflight: map[uint64]*pending{}}
 	r.mu.Lock()
 	r.peers = append(r.peers, p)
 	r.mu.Unlock()
@@ -298,7 +315,7 @@ func (r *Replicator) releaseLocked(p *Peer) {
 	if r.upgrading == p {
 		r.upgrading = nil
 	}
-	p.inflight = map[uint64]*wire.Request{}
+	p.inflight = map[uint64]*pending{}
 }
 
 // Handle processes one incoming message. It returns an error for messages
@@ -450,14 +467,46 @@ func (p *Peer) nextID() uint64 {
 	}
 }
 
+// expireLocked cancels requests that waited longer than the timeout and
+// puts their peer on hold, so that planning moves to other peers.
+func (r *Replicator) expireLocked() {
+	timeout := r.RequestTimeout
+	if timeout <= 0 {
+		timeout = DefaultRequestTimeout
+	}
+	now := r.now()
+	for _, p := range r.peers {
+		for id, req := range p.inflight {
+			if now.Sub(req.at) < timeout {
+				continue
+			}
+			delete(p.inflight, id)
+			if req.Block != nil && r.blockInflight[req.Block.Index] == p {
+				delete(r.blockInflight, req.Block.Index)
+			}
+			if req.Upgrade != nil && r.upgrading == p {
+				r.upgrading = nil
+			}
+			p.backoff = now.Add(timeout)
+			p.queue(&wire.Cancel{Request: id})
+		}
+	}
+}
+
+// usable reports whether we may send p a new request now.
+func (r *Replicator) usable(p *Peer) bool {
+	return p.opened && p.synced && !p.paused && !p.closed && len(p.inflight) < MaxInflight && !r.now().Before(p.backoff)
+}
+
 // updateLocked plans requests: first an upgrade if a peer is ahead, then
 // the blocks Get waits for.
 func (r *Replicator) updateLocked() {
+	r.expireLocked()
 	t := r.core.Tree()
 	needManifest := r.core.Manifest() == nil
 	if r.upgrading == nil {
 		for _, p := range r.peers {
-			if !p.opened || !p.synced || p.paused || p.closed || len(p.inflight) >= MaxInflight {
+			if !r.usable(p) {
 				continue
 			}
 			if p.remoteLength <= t.Length || (p.remoteFork != t.Fork && t.Length > 0) {
@@ -465,7 +514,7 @@ func (r *Replicator) updateLocked() {
 			}
 			req := &wire.Request{ID: p.nextID(), Fork: p.remoteFork,
 				Upgrade: &wire.RequestUpgrade{Start: t.Length, Length: p.remoteLength - t.Length}, Manifest: needManifest}
-			p.inflight[req.ID] = req
+			p.inflight[req.ID] = &pending{req, r.now()}
 			r.upgrading = p
 			p.queue(req)
 			break
@@ -480,7 +529,7 @@ func (r *Replicator) updateLocked() {
 			continue
 		}
 		for _, p := range r.peers {
-			if !p.opened || !p.synced || p.paused || p.closed || len(p.inflight) >= MaxInflight {
+			if !r.usable(p) {
 				continue
 			}
 			if p.remoteFork != t.Fork || !p.remoteHave.get(idx) {
@@ -491,7 +540,7 @@ func (r *Replicator) updateLocked() {
 				continue
 			}
 			req := &wire.Request{ID: p.nextID(), Fork: t.Fork, Block: &wire.RequestBlock{Index: idx, Nodes: nodes}, Priority: 1}
-			p.inflight[req.ID] = req
+			p.inflight[req.ID] = &pending{req, r.now()}
 			r.blockInflight[idx] = p
 			p.queue(req)
 			break
@@ -502,10 +551,6 @@ func (r *Replicator) updateLocked() {
 // fetch is Core's hook for a Get that misses.
 func (r *Replicator) fetch(index uint64) {
 	r.mu.Lock()
-	if r.wanted[index] {
-		r.mu.Unlock()
-		return
-	}
 	r.wanted[index] = true
 	r.updateLocked()
 	r.flush()

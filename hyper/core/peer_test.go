@@ -29,7 +29,9 @@ type link struct {
 
 func (l *link) send(m wire.Message) error {
 	if l.tamper != nil {
-		m = l.tamper(m)
+		if m = l.tamper(m); m == nil {
+			return nil // dropped
+		}
 	}
 	b, err := wire.Marshal(m)
 	if err != nil {
@@ -364,5 +366,30 @@ func TestNodeTranscriptReplay(t *testing.T) {
 		if err != nil || !bytes.Equal(got, want) {
 			t.Errorf("db block %d: %v", i, err)
 		}
+	}
+}
+
+// TestSilentSeederTimesOut connects a seeder that swallows block replies
+// before an honest one: the request must time out, be cancelled and be
+// asked again of the honest seeder.
+func TestSilentSeederTimesOut(t *testing.T) {
+	w, blocks := newWriter(t, 7, 20)
+	r, _ := NewReader(store.NewMemory(), w.Key(), nil)
+	rr := NewReplicator(r)
+	rr.RequestTimeout = 100 * time.Millisecond
+	silent := func(m wire.Message) wire.Message {
+		if d, ok := m.(*wire.Data); ok && d.Block != nil {
+			return nil
+		}
+		return m
+	}
+	connect(t, NewReplicator(w), rr, silent)
+	waitFor(t, "upgrade", func() bool { return r.Length() == 20 })
+	connect(t, NewReplicator(w), rr, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	got, err := r.Get(ctx, 13)
+	if err != nil || !bytes.Equal(got, blocks[13]) {
+		t.Fatalf("get after a silent seeder: %q %v", got, err)
 	}
 }
