@@ -148,6 +148,14 @@ async function main () {
   const remaining = shuffle([...live.values()], rand)
   for (let i = 0; i < remaining.length - 3; i++) await del(remaining[i])
   checkpoints.push(core.length)
+  // the empty key and extreme bytes, then empty values
+  await put(b4a.alloc(0), b4a.from('empty key'))
+  await put(b4a.from([0xff, 0xff, 0xff, 0xff]), b4a.alloc(0))
+  await put(b4a.from([0x00]), b4a.from([0]))
+  allKeys.push(b4a.alloc(0), b4a.from([0xff, 0xff, 0xff, 0xff]), b4a.from([0x00]))
+  checkpoints.push(core.length)
+  await del(b4a.alloc(0))
+  checkpoints.push(core.length)
 
   const queries = []
   for (const v of [1, 2, 3, 10, 50, ...checkpoints]) {
