@@ -23,14 +23,17 @@
 // channel, the open is rejected. Node batches constantly, so batches are
 // always decoded; Cork and Uncork batch our own output.
 //
-// Concurrency: after Start, a Mux runs one reader goroutine. Channel callbacks (OnOpen,
-// OnMessage, and OnClose for remote closes) run on it, in wire order, so
-// they must not block for long; they may call Send, Open and Close. All
-// methods are safe for concurrent use.
+// Concurrency: New does not read; Start launches the one reader goroutine,
+// so pair handlers and channels can be set up first. Channel callbacks
+// (OnOpen, OnMessage, and OnClose for remote closes) run on the reader, in
+// wire order; they may call Send, Open and Close. All methods are safe for
+// concurrent use. Sends are queued and written by a writer goroutine,
+// as Node's stream writes are buffered, so a callback that sends never
+// blocks the reader on a full socket (two peers doing that at once would
+// deadlock); Flush waits for the queue, and MaxQueued bounds it.
 package mux
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -134,6 +137,18 @@ type Mux struct {
 
 	done     chan struct{}
 	doneOnce sync.Once
+	stopped  chan struct{} // closed by shutdown
+
+	// The write queue (writer.go), guarded by qmu.
+	qmu       sync.Mutex
+	outq      [][]byte
+	queued    int
+	enqueued  uint64
+	written   uint64
+	qstopped  bool
+	progress  chan struct{} // closed and replaced after each write
+	wake      chan struct{}
+	maxQueued int // MaxQueued; lowered by tests
 }
 
 type batchEntry struct {
@@ -156,17 +171,24 @@ func key(protocol string, id []byte) string {
 	return protocol + "##" + hex.EncodeToString(id)
 }
 
-// New returns a mux over conn. Nothing is read until Start, so that the
-// caller can register pair handlers and open its channels first: an open
-// from the remote that arrives before the matching local Open or Pair is
-// rejected, exactly as in Node.
+// New returns a mux over conn and starts its writer goroutine. Nothing is
+// read until Start, so that the caller can register pair handlers and
+// open its channels first: an open from the remote that arrives before
+// the matching local Open or Pair is rejected, exactly as in Node. Always
+// Close a mux, even one never started.
 func New(conn Conn) *Mux {
-	return &Mux{
-		conn:  conn,
-		infos: make(map[string]*info),
-		pairs: make(map[string]PairFunc),
-		done:  make(chan struct{}),
+	m := &Mux{
+		conn:      conn,
+		infos:     make(map[string]*info),
+		pairs:     make(map[string]PairFunc),
+		done:      make(chan struct{}),
+		stopped:   make(chan struct{}),
+		progress:  make(chan struct{}),
+		wake:      make(chan struct{}, 1),
+		maxQueued: MaxQueued,
 	}
+	go m.writeLoop()
+	return m
 }
 
 // Start launches the reader goroutine, which runs until the connection
@@ -192,7 +214,8 @@ func (m *Mux) Err() error {
 }
 
 // Close closes the connection and every channel, and waits for the
-// reader goroutine to finish.
+// reader goroutine to finish. Messages still queued are dropped: call
+// Flush first to let them out.
 func (m *Mux) Close() error {
 	m.shutdown(ErrClosed)
 	m.mu.Lock()
@@ -258,12 +281,11 @@ func (m *Mux) Open(cfg ChannelConfig) (*Channel, error) {
 		cfg.ID = nil
 	}
 	ch := &Channel{
-		mux:       m,
-		cfg:       cfg,
-		key:       key(cfg.Protocol, cfg.ID),
-		openedC:   make(chan struct{}),
-		closedC:   make(chan struct{}),
-		handshake: bytes.Clone(cfg.Handshake),
+		mux:     m,
+		cfg:     cfg,
+		key:     key(cfg.Protocol, cfg.ID),
+		openedC: make(chan struct{}),
+		closedC: make(chan struct{}),
 	}
 	m.wmu.Lock()
 	defer m.wmu.Unlock()
@@ -337,7 +359,7 @@ func (m *Mux) Uncork() error {
 	return m.flushLocked()
 }
 
-// writeLocked sends one message (uint type ‖ payload, already encoded in
+// writeLocked queues one message (uint type ‖ payload, already encoded in
 // data) on a channel, or adds it to the batch when corked. wmu is held.
 func (m *Mux) writeLocked(localID uint64, data []byte) error {
 	if m.corked > 0 {
@@ -355,24 +377,17 @@ func (m *Mux) writeLocked(localID uint64, data []byte) error {
 	}
 	frame := compact.AppendUint(make([]byte, 0, compact.UintSize(localID)+len(data)), localID)
 	frame = append(frame, data...)
-	if err := m.conn.WriteMessage(frame); err != nil {
-		return fmt.Errorf("mux write: %w", err)
-	}
-	return nil
+	return m.enqueue(frame)
 }
 
-// flushLocked encodes and writes the pending batch. wmu is held.
+// flushLocked encodes and queues the pending batch. wmu is held.
 func (m *Mux) flushLocked() error {
 	batch := m.batch
 	m.batch, m.batchSize = nil, 0
 	if len(batch) == 0 {
 		return nil
 	}
-	frame := encodeBatch(batch)
-	if err := m.conn.WriteMessage(frame); err != nil {
-		return fmt.Errorf("mux write batch: %w", err)
-	}
-	return nil
+	return m.enqueue(encodeBatch(batch))
 }
 
 func encodeBatch(batch []batchEntry) []byte {
@@ -394,12 +409,11 @@ func encodeBatch(batch []batchEntry) []byte {
 
 // Channel is one protocol session on a Mux.
 type Channel struct {
-	mux       *Mux
-	cfg       ChannelConfig
-	key       string
-	localID   uint64
-	remoteID  uint64 // set under mux.mu
-	handshake []byte
+	mux      *Mux
+	cfg      ChannelConfig
+	key      string
+	localID  uint64
+	remoteID uint64 // set under mux.mu
 
 	openedC chan struct{}
 	closedC chan struct{}
@@ -444,9 +458,9 @@ func (c *Channel) WaitOpen(ctx context.Context) ([]byte, error) {
 	}
 }
 
-// Send sends a message of type typ (payload already encoded). It may be
-// called before the remote opens. It blocks while the connection write
-// blocks (bounded by the connection's write deadline).
+// Send queues a message of type typ (payload already encoded). It may be
+// called before the remote opens. It does not wait for the network; see
+// Mux.Flush.
 func (c *Channel) Send(typ uint64, payload []byte) error {
 	data := compact.AppendUint(make([]byte, 0, compact.UintSize(typ)+len(payload)), typ)
 	data = append(data, payload...)
@@ -547,6 +561,11 @@ func (m *Mux) shutdown(cause error) {
 	}
 	m.closed = true
 	m.err = cause
+	m.qmu.Lock()
+	m.qstopped = true
+	m.outq = nil
+	m.qmu.Unlock()
+	close(m.stopped)
 	var chans []*Channel
 	for _, c := range m.local {
 		if c != nil && !c.closed {

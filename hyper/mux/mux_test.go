@@ -373,3 +373,100 @@ func TestNestedBatchWithinLimit(t *testing.T) {
 		t.Fatalf("batches nested %d deep: %v", maxBatchDepth, err)
 	}
 }
+
+// TestBothSidesReplyFromCallbacks is the pattern that deadlocks when
+// writes block the reader: each side answers every request from its
+// OnMessage callback with a large reply, both at once, far beyond what
+// socket buffers hold.
+func TestBothSidesReplyFromCallbacks(t *testing.T) {
+	ma, mb := securePair(t)
+	const requests, replySize = 64, 256 << 10
+	reply := make([]byte, replySize)
+	replies := make(chan int, 2*requests)
+	cfg := ChannelConfig{
+		Protocol: "rr",
+		OnMessage: func(ch *Channel, typ uint64, payload []byte) {
+			switch typ {
+			case 0: // request: answer with a big reply
+				if err := ch.Send(1, reply); err != nil {
+					t.Error(err)
+				}
+			case 1:
+				replies <- len(payload)
+			}
+		},
+	}
+	ca, _ := ma.Open(cfg)
+	cb, _ := mb.Open(cfg)
+	ma.Start()
+	mb.Start()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, ch := range []*Channel{ca, cb} {
+		go func(ch *Channel) {
+			for i := 0; i < requests; i++ {
+				if err := ch.Send(0, nil); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}(ch)
+	}
+	for i := 0; i < 2*requests; i++ {
+		select {
+		case n := <-replies:
+			if n != replySize {
+				t.Fatalf("reply of %d bytes", n)
+			}
+		case <-ctx.Done():
+			t.Fatalf("stuck after %d of %d replies", i, 2*requests)
+		}
+	}
+	if err := ma.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// blockedConn never completes a write, like a peer that stopped reading.
+type blockedConn struct {
+	*fakeConn
+}
+
+func (b blockedConn) WriteMessage([]byte) error {
+	<-b.closed
+	return net.ErrClosed
+}
+
+func TestWriteQueueBound(t *testing.T) {
+	conn := blockedConn{newFakeConn()}
+	m := New(conn)
+	defer m.Close()
+	m.maxQueued = 1 << 20
+	ch, err := m.Open(ChannelConfig{Protocol: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := m.Flush(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Flush on a stuck connection: %v", err)
+	}
+	var sendErr error
+	for i := 0; i < 20 && sendErr == nil; i++ {
+		sendErr = ch.Send(0, make([]byte, 100<<10))
+	}
+	if !errors.Is(sendErr, errQueueFull) {
+		t.Fatalf("send err = %v", sendErr)
+	}
+	select {
+	case <-m.stopped:
+	case <-time.After(5 * time.Second):
+		t.Fatal("mux kept running with a full queue")
+	}
+	if !errors.Is(m.Err(), errQueueFull) {
+		t.Fatalf("mux err = %v", m.Err())
+	}
+	if err := ch.Send(0, nil); err == nil {
+		t.Fatal("send after shutdown succeeded")
+	}
+}
