@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -36,7 +37,13 @@ type Driver struct {
 	// AccelNote, when set, is a file recording that hardware acceleration hung on
 	// this host since its last reboot, so later boots go straight to TCG.
 	AccelNote string
-	Log       *slog.Logger
+	// Wrapper, when set, is a command prefix QEMU runs under, for example
+	// {"ip", "netns", "exec", "NS"} to put it in a network namespace: a tap
+	// device belongs to one namespace and QEMU must open it from there. The
+	// wrapper must exec QEMU (not fork it), so that -daemonize and the pid file
+	// still describe QEMU itself.
+	Wrapper []string
+	Log     *slog.Logger
 
 	accel string
 }
@@ -210,6 +217,10 @@ func (d *Driver) launch(ctx context.Context, bin, accel string) error {
 		return fmt.Errorf("console log: %w", err)
 	}
 	d.Log.Info("starting qemu", "vm", d.Spec.Name, "accel", accel)
+	if len(d.Wrapper) > 0 {
+		args = append(append(slices.Clone(d.Wrapper[1:]), bin), args...)
+		bin = d.Wrapper[0]
+	}
 	var stderr bytes.Buffer
 	if err := startDetached(ctx, bin, args, &stderr); err != nil {
 		return fmt.Errorf("qemu (%s): %w: %s", accel, err, strings.TrimSpace(stderr.String()))
