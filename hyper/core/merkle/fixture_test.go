@@ -707,3 +707,76 @@ func TestStaticPrologueCore(t *testing.T) {
 		t.Error("partial prologue upgrade accepted")
 	}
 }
+
+// TestVersion0Manifests checks legacy v0 manifests against Node: a single
+// signer signs over its namespace with a raw signature, two signers use the
+// multiSignaturev0 blob; Go's signatures and assembly match Node's bytes.
+func TestVersion0Manifests(t *testing.T) {
+	raw, err := os.ReadFile("testdata/merkle.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		V0 []struct {
+			Manifest, Key, Signature hx
+			Verified                 bool
+		}
+		Multisig struct{ Seeds []hx }
+	}
+	if err := json.Unmarshal(raw, &f); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.V0) != 2 {
+		t.Fatal("fixture lacks v0 manifests")
+	}
+	full, _ := coreState(t, loadFixture(t).Core.ptr())
+	for i, c := range f.V0 {
+		if !c.Verified {
+			t.Fatalf("#%d: Node did not verify its own fixture", i)
+		}
+		m, err := wire.UnmarshalManifest(c.Manifest.bytes(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Version != 0 {
+			t.Fatalf("#%d: version %d", i, m.Version)
+		}
+		v, err := NewVerifier(c.Key.b32(t), m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := NewBatch(full)
+		sig := c.Signature.bytes(t)
+		if !v.Verify(b, sig) {
+			t.Errorf("#%d: Node's v0 signature not verified", i)
+		}
+		bad := bytes.Clone(sig)
+		bad[10] ^= 4 // inside the (first) signature
+		if v.Verify(b, bad) {
+			t.Errorf("#%d: damaged v0 signature verified", i)
+		}
+		var sigs [][64]byte
+		for k := range m.Signers {
+			s, err := v.Sign(b, seedKey(t, f.Multisig.Seeds[k]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var a [64]byte
+			copy(a[:], s)
+			sigs = append(sigs, a)
+		}
+		var got []byte
+		if len(sigs) == 1 {
+			got = sigs[0][:]
+		} else {
+			ms := &wire.MultiSignatureV0{Patch: []Node{}}
+			for k, s := range sigs {
+				ms.Proofs = append(ms.Proofs, wire.SignatureProofV0{Signer: uint64(k), Signature: s})
+			}
+			got, _ = wire.MarshalMultiSignatureV0(ms)
+		}
+		if !bytes.Equal(got, sig) {
+			t.Errorf("#%d: Go v0 signature\n got %x\nwant %x", i, got, sig)
+		}
+	}
+}

@@ -170,6 +170,18 @@ async function main () {
     verifiedFull: sv.verify(new MerkleTreeBatch(st), null)
   }
 
+  // version-0 manifests: one signer (raw signature over the signer's
+  // namespace) and two of two (multiSignaturev0)
+  out.v0 = []
+  for (const signers of [[kps[0]], [kps[0], kps[1]]]) {
+    const man = Verifier.createManifest({ version: 0, quorum: signers.length, signers: signers.map((k) => ({ publicKey: k.publicKey })) })
+    const key = Verifier.manifestHash(man)
+    const v = new Verifier(key, man)
+    const sigs = signers.map((k) => v.sign(full, k))
+    const sig = signers.length === 1 ? sigs[0] : v.assemble(sigs.map((s, i) => ({ signer: i, signature: s, patch: 0, nodes: null })))
+    out.v0.push({ manifest: hex(c.encode(m.manifest, man)), key: hex(key), signature: hex(sig), verified: v.verify(full, sig) })
+  }
+
   // close() never settles after the restored batch above; the process
   // exits explicitly at the end instead.
   core.close().catch(() => {})
