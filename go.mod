@@ -7,4 +7,5 @@ require (
 	github.com/fsnotify/fsnotify v1.10.1 // indirect
 	golang.org/x/crypto v0.59.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/term v0.48.0 // indirect
 )

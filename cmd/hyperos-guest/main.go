@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command hyperos-guest runs inside the HyperOS VM: it applies the kernel command
 // line, prepares the data disk and host keys, and announces readiness to the host.
 package main

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -131,9 +130,7 @@ func (w *Writer) AddTree(root string, skip func(rel string) bool) (map[string]in
 		if info.Mode()&fs.ModeSticky != 0 {
 			h.Mode |= 0o1000
 		}
-		if st, ok := info.Sys().(*syscall.Stat_t); ok {
-			h.UID, h.GID = st.Uid, st.Gid
-		}
+		h.UID, h.GID = owner(info)
 		switch {
 		case info.IsDir():
 			h.Mode |= typeDir

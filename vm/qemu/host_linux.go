@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -91,4 +93,46 @@ func waitExit(ctx context.Context, pid int, alive func() bool) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// List finds every HyperOS QEMU on this host, whoever started it, by the
+// "-name hyperos-NAME" QEMU gets from Args.
+func List() ([]Process, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	var out []Process
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		if len(args) == 0 || !strings.Contains(args[0], "qemu-system") {
+			continue
+		}
+		p := Process{Pid: pid}
+		for i := 0; i+1 < len(args); i++ {
+			switch args[i] {
+			case "-name":
+				p.Name, _ = strings.CutPrefix(strings.Split(args[i+1], ",")[0], "hyperos-")
+				if !strings.HasPrefix(args[i+1], "hyperos-") {
+					p.Name = ""
+				}
+			case "-pidfile":
+				p.Dir = filepath.Dir(args[i+1])
+			case "-accel":
+				p.Accel = strings.Split(args[i+1], ",")[0]
+			}
+		}
+		if p.Name != "" && isOurQEMU(pid, "hyperos-"+p.Name) {
+			out = append(out, p)
+		}
+	}
+	return out, nil
 }
