@@ -53,6 +53,15 @@ type fixtureSet struct {
 	Ops     []fixtureOp    `json:"ops"`
 	Blocks  []string       `json:"blocks"`
 	Queries []fixtureQuery `json:"queries"`
+	Diffs   []struct {
+		Left    uint64         `json:"left"`
+		Right   uint64         `json:"right"`
+		Range   map[string]any `json:"range"`
+		Entries []struct {
+			Left  *fixtureEntry `json:"left"`
+			Right *fixtureEntry `json:"right"`
+		} `json:"entries"`
+	} `json:"diffs"`
 }
 
 type beeFixture struct {
@@ -360,4 +369,36 @@ func TestReferenceVectorsWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	compareBlocks(t, core.Blocks(), v.Hyperbee.Blocks)
+}
+
+func sameFixtureEntry(e *bee.Entry, w *fixtureEntry) bool {
+	if e == nil || w == nil {
+		return e == nil && w == nil
+	}
+	return e.Seq == w.Seq && hex.EncodeToString(e.Key) == w.Key && hex.EncodeToString(e.Value) == w.Value
+}
+
+func TestDiffLikeNode(t *testing.T) {
+	f := loadFixture(t)
+	ctx := context.Background()
+	b := bee.New(memcore.FromBlocks(blocksOf(t, f.Single.Blocks)), nil)
+	if len(f.Single.Diffs) == 0 {
+		t.Fatal("no diffs in the fixture")
+	}
+	for _, d := range f.Single.Diffs {
+		got, err := b.Checkout(d.Left).Diff(ctx, b.Checkout(d.Right), rangeOpts(t, d.Range))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(d.Entries) {
+			t.Errorf("diff %d..%d %v: %d entries, Node %d", d.Left, d.Right, d.Range, len(got), len(d.Entries))
+			continue
+		}
+		for i, w := range d.Entries {
+			if !sameFixtureEntry(got[i].Left, w.Left) || !sameFixtureEntry(got[i].Right, w.Right) {
+				t.Errorf("diff %d..%d %v entry %d: got {%+v %+v}, Node {%+v %+v}", d.Left, d.Right, d.Range, i, got[i].Left, got[i].Right, w.Left, w.Right)
+				break
+			}
+		}
+	}
 }

@@ -143,6 +143,9 @@ func FuzzTree(f *testing.F) {
 				}
 			}
 		}
+		if v := b.Version(); v > 3 {
+			b.Checkout(v).Diff(ctx, b.Checkout(v/2), bee.RangeOptions{})
+		}
 		b.Put(ctx, []byte("k0150"), []byte("x"))
 		b.Del(ctx, []byte("k0001"))
 		bt := b.Batch()

@@ -461,3 +461,33 @@ func (b *Batch) Flush() error {
 
 // Close drops unflushed entries.
 func (b *Batch) Close() { b.bt.Close() }
+
+// DiffEntry is a path whose entry differs between two versions; Left or
+// Right is nil where the path has no entry.
+type DiffEntry struct {
+	Left, Right *Entry
+}
+
+// Diff lists, in key order, the entries under folder that differ between
+// this drive's version (Left) and version (Right), as Hyperdrive's
+// diff(version, folder). Only the parts of the db that differ are read.
+func (d *Drive) Diff(ctx context.Context, version uint64, folder string) ([]DiffEntry, error) {
+	f, err := normalizeFolder(folder)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := d.view.Diff(ctx, d.db.Checkout(max(1, version)), bee.RangeOptions{GT: fileKey(f + "/"), LT: fileKey(f + "0")})
+	if err != nil {
+		return nil, fmt.Errorf("drive: diff %s: %w", folder, err)
+	}
+	out := make([]DiffEntry, len(raw))
+	for i, r := range raw {
+		if out[i].Left, err = entryFrom(r.Left); err != nil {
+			return nil, err
+		}
+		if out[i].Right, err = entryFrom(r.Right); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}

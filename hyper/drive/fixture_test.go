@@ -73,6 +73,15 @@ type driveFixture struct {
 			Names  []string `json:"names"`
 		} `json:"readdirs"`
 	} `json:"queries"`
+	Diffs []struct {
+		From    uint64 `json:"from"`
+		Version uint64 `json:"version"`
+		Folder  string `json:"folder"`
+		Entries []struct {
+			Left  *fixtureEntry `json:"left"`
+			Right *fixtureEntry `json:"right"`
+		} `json:"entries"`
+	} `json:"diffs"`
 	DBBlocks   []string `json:"dbBlocks"`
 	BlobBlocks []string `json:"blobBlocks"`
 }
@@ -403,4 +412,31 @@ func TestWriteSameBlocksAsNode(t *testing.T) {
 		}
 	}
 	checkQueries(t, d, f)
+}
+
+func TestDiffLikeNode(t *testing.T) {
+	f := loadFixture(t)
+	ctx := context.Background()
+	d := New(coreOf(t, f.DBBlocks), coreOf(t, f.BlobBlocks), nil)
+	if len(f.Diffs) == 0 {
+		t.Fatal("no diffs in the fixture")
+	}
+	for _, w := range f.Diffs {
+		from := d
+		if w.From != 0 {
+			from = d.Checkout(w.From)
+		}
+		got, err := from.Diff(ctx, w.Version, w.Folder)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(w.Entries) {
+			t.Errorf("diff %d..%d %s: %d entries, Node %d", w.From, w.Version, w.Folder, len(got), len(w.Entries))
+			continue
+		}
+		for i := range got {
+			sameEntry(t, "diff left", got[i].Left, w.Entries[i].Left)
+			sameEntry(t, "diff right", got[i].Right, w.Entries[i].Right)
+		}
+	}
 }

@@ -157,6 +157,22 @@ async function main () {
   await del(b4a.alloc(0))
   checkpoints.push(core.length)
 
+  // diffs between versions: left is the checkout at a, right at b
+  const entryOut = (e) => (e ? { seq: e.seq, key: hex(e.key), value: hex(e.value) } : null)
+  const diffs = []
+  const pairs = [[checkpoints[0], checkpoints[1]], [checkpoints[1], checkpoints[0]], [checkpoints[1], checkpoints[2]], [checkpoints[2], checkpoints[3]], [checkpoints[3], checkpoints[4]], [checkpoints[0], checkpoints[4]], [300, 310], [2, 50], [checkpoints[5], checkpoints[6]], [1, checkpoints[0]]]
+  for (const [a, bv] of pairs) {
+    for (const range of [{}, { gte: b4a.from('k02'), lt: b4a.from('k03') }]) {
+      const left = bee.checkout(a)
+      const out = []
+      for await (const d of left.createDiffStream(bv, range)) out.push({ left: entryOut(d.left), right: entryOut(d.right) })
+      await left.close()
+      const r = {}
+      for (const k of Object.keys(range)) r[k] = hex(range[k])
+      diffs.push({ left: a, right: bv, range: r, entries: out })
+    }
+  }
+
   const queries = []
   for (const v of [1, 2, 3, 10, 50, ...checkpoints]) {
     queries.push(await snapshotQueries(bee, allKeys.concat([b4a.from('missing'), b4a.from('')]), v))
@@ -245,7 +261,7 @@ async function main () {
   const out = {
     mixed: { ops: mixed, blocks: await dumpBlocks(core3), queries: mixedQueries },
     description: 'hyperbee ' + require('hyperbee/package.json').version + ' blocks for a seeded op sequence',
-    single: { ops, blocks: await dumpBlocks(core), queries },
+    single: { ops, blocks: await dumpBlocks(core), queries, diffs },
     batch: { ops: batchOps, blocks: await dumpBlocks(core2), queries: batchQueries }
   }
 

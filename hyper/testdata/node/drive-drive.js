@@ -158,6 +158,22 @@ async function main () {
     queries.push(q)
   }
 
+  const diffs = []
+  for (const v of checkpoints) {
+    for (const folder of ['/', '/many', '/src', '/nope']) {
+      const out = []
+      for await (const d of drive.diff(v, folder)) out.push(d)
+      diffs.push({ version: v, folder, entries: out })
+    }
+  }
+  {
+    const old = drive.checkout(checkpoints[0])
+    const out = []
+    for await (const d of old.diff(checkpoints[3], '/')) out.push(d)
+    diffs.push({ from: checkpoints[0], version: checkpoints[3], folder: '/', entries: out })
+    await old.close()
+  }
+
   const db = drive.db.core
   const blobs = drive.blobs.core
   const dbBlocks = []
@@ -212,6 +228,7 @@ async function main () {
     blobsSignature: hex(blobs.core.state.signature),
     ops,
     queries,
+    diffs,
     dbBlocks,
     blobBlocks
   }
