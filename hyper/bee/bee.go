@@ -658,3 +658,51 @@ func (o *op) toBlocks(base uint64) [][]byte {
 
 // compareKeys is the key order: bytewise, as b4a.compare.
 func compareKeys(a, b []byte) int { return bytes.Compare(a, b) }
+
+// HistoryEntry is one block of the bee's log.
+type HistoryEntry struct {
+	Entry
+	// Deleted marks a delete; Value is then nil.
+	Deleted bool
+}
+
+// HistoryOptions select blocks of the log by seq.
+type HistoryOptions struct {
+	// GTE is the first seq (default 1, the first entry after the header).
+	GTE uint64
+	// LT is the end (default: the snapshot's version).
+	LT uint64
+	// Reverse walks from the end.
+	Reverse bool
+	// Limit caps the result; 0 means no limit.
+	Limit int
+}
+
+// History returns the writes in seq order (the log, not the tree), as
+// Node's createHistoryStream: each block's key, value and whether it was a
+// delete.
+func (s *Snapshot) History(ctx context.Context, opts HistoryOptions) ([]HistoryEntry, error) {
+	v := s.Version()
+	lo, hi := max(opts.GTE, 1), v
+	if opts.LT != 0 {
+		hi = min(opts.LT, v)
+	}
+	var out []HistoryEntry
+	for i := uint64(0); lo+i < hi && (opts.Limit <= 0 || len(out) < opts.Limit); i++ {
+		seq := lo + i
+		if opts.Reverse {
+			seq = hi - 1 - i
+		}
+		r, err := s.bee.record(ctx, seq)
+		if err != nil {
+			return out, fmt.Errorf("bee: history: %w", err)
+		}
+		e := &blockEntry{seq: seq, key: r.key, value: r.value, rec: r}
+		del, err := e.isDeletion()
+		if err != nil {
+			return out, fmt.Errorf("bee: history: %w", err)
+		}
+		out = append(out, HistoryEntry{Entry: *e.entry(), Deleted: del})
+	}
+	return out, nil
+}

@@ -53,7 +53,21 @@ type fixtureSet struct {
 	Ops     []fixtureOp    `json:"ops"`
 	Blocks  []string       `json:"blocks"`
 	Queries []fixtureQuery `json:"queries"`
-	Diffs   []struct {
+	History []struct {
+		Opts struct {
+			GTE     uint64 `json:"gte"`
+			LT      uint64 `json:"lt"`
+			Reverse bool   `json:"reverse"`
+			Limit   int    `json:"limit"`
+		} `json:"opts"`
+		Entries []struct {
+			Type  string  `json:"type"`
+			Seq   uint64  `json:"seq"`
+			Key   string  `json:"key"`
+			Value *string `json:"value"`
+		} `json:"entries"`
+	} `json:"history"`
+	Diffs []struct {
 		Left    uint64         `json:"left"`
 		Right   uint64         `json:"right"`
 		Range   map[string]any `json:"range"`
@@ -398,6 +412,35 @@ func TestDiffLikeNode(t *testing.T) {
 			if !sameFixtureEntry(got[i].Left, w.Left) || !sameFixtureEntry(got[i].Right, w.Right) {
 				t.Errorf("diff %d..%d %v entry %d: got {%+v %+v}, Node {%+v %+v}", d.Left, d.Right, d.Range, i, got[i].Left, got[i].Right, w.Left, w.Right)
 				break
+			}
+		}
+	}
+}
+
+func TestHistoryLikeNode(t *testing.T) {
+	f := loadFixture(t)
+	ctx := context.Background()
+	b := bee.New(memcore.FromBlocks(blocksOf(t, f.Single.Blocks)), nil)
+	if len(f.Single.History) == 0 {
+		t.Fatal("no history in the fixture")
+	}
+	for _, h := range f.Single.History {
+		o := h.Opts
+		got, err := b.Checkout(0).History(ctx, bee.HistoryOptions{GTE: o.GTE, LT: o.LT, Reverse: o.Reverse, Limit: o.Limit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(h.Entries) {
+			t.Fatalf("history %+v: %d entries, Node %d", o, len(got), len(h.Entries))
+		}
+		for i, w := range h.Entries {
+			g := got[i]
+			wantVal := ""
+			if w.Value != nil {
+				wantVal = *w.Value
+			}
+			if g.Seq != w.Seq || hex.EncodeToString(g.Key) != w.Key || g.Deleted != (w.Type == "del") || hex.EncodeToString(g.Value) != wantVal || (g.Value == nil) != (w.Value == nil) {
+				t.Fatalf("history %+v entry %d: %+v, Node %+v", o, i, g, w)
 			}
 		}
 	}

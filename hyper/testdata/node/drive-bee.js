@@ -173,6 +173,13 @@ async function main () {
     }
   }
 
+  const history = []
+  for (const opts of [{}, { gte: 400, lt: 420 }, { reverse: true, limit: 30 }, { gte: 750, lt: 780, reverse: true }, { gte: 990 }]) {
+    const out = []
+    for await (const h of bee.createHistoryStream(opts)) out.push({ type: h.type, seq: h.seq, key: hex(h.key), value: hex(h.value) })
+    history.push({ opts, entries: out })
+  }
+
   const queries = []
   for (const v of [1, 2, 3, 10, 50, ...checkpoints]) {
     queries.push(await snapshotQueries(bee, allKeys.concat([b4a.from('missing'), b4a.from('')]), v))
@@ -261,7 +268,7 @@ async function main () {
   const out = {
     mixed: { ops: mixed, blocks: await dumpBlocks(core3), queries: mixedQueries },
     description: 'hyperbee ' + require('hyperbee/package.json').version + ' blocks for a seeded op sequence',
-    single: { ops, blocks: await dumpBlocks(core), queries, diffs },
+    single: { ops, blocks: await dumpBlocks(core), queries, diffs, history },
     batch: { ops: batchOps, blocks: await dumpBlocks(core2), queries: batchQueries }
   }
 
