@@ -236,3 +236,63 @@ func TestLiveGoSeederNodeReader(t *testing.T) {
 		t.Errorf("Node learned manifest %v", res.Manifest)
 	}
 }
+
+// TestLiveGoSparseReplicaSeedsNode has a Go replica that holds only a few
+// blocks of a Go core serve those to Node's reader: availability goes out
+// as bitfields in answer to Node's wants, and the proofs come from the
+// nodes the replica verified itself.
+func TestLiveGoSparseReplicaSeedsNode(t *testing.T) {
+	w, blocks := newWriter(t, 0x67, 64)
+	replica, err := NewReader(store.NewMemory(), w.Key(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rr := NewReplicator(replica)
+	connect(t, NewReplicator(w), rr, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	have := []uint64{5, 12, 40, 63}
+	waitFor(t, "replica upgrade", func() bool { return replica.Length() == 64 })
+	for _, i := range have {
+		if _, err := replica.Get(ctx, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if replica.ContiguousLength() != 0 {
+		t.Fatal("replica is not sparse")
+	}
+	key := w.Key()
+	var idx []string
+	for _, i := range have {
+		idx = append(idx, fmt.Sprint(i))
+	}
+	b := startBridge(t, "read", hex.EncodeToString(key[:]), strings.Join(idx, ","), "64")
+	p := rr.AddPeer(b.send)
+	if err := p.Open(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan map[string]json.RawMessage, 1)
+	b.pumps.Add(1)
+	go func() {
+		defer b.pumps.Done()
+		done <- b.pump(t, p)
+	}()
+	var o map[string]json.RawMessage
+	select {
+	case o = <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Node reader did not finish")
+	}
+	var res struct {
+		Blocks map[string]string
+		Length uint64
+	}
+	if o == nil || json.Unmarshal(o["result"], &res) != nil {
+		t.Fatalf("no result from Node: %v", o)
+	}
+	for _, i := range have {
+		if res.Blocks[fmt.Sprint(i)] != hex.EncodeToString(blocks[i]) {
+			t.Errorf("Node read block %d from the replica as %q", i, res.Blocks[fmt.Sprint(i)])
+		}
+	}
+}
