@@ -116,6 +116,13 @@ func Create(st store.Storage, priv ed25519.PrivateKey, opts CreateOptions) (*Cor
 		if err := merkle.ValidateManifest(m); err != nil {
 			return nil, fmt.Errorf("create core: %w", err)
 		}
+		signer := false
+		for _, s := range m.Signers {
+			signer = signer || s.PublicKey == pub
+		}
+		if !signer {
+			return nil, fmt.Errorf("create core: the secret key is not one of the manifest's signers")
+		}
 		var err error
 		if key, err = merkle.ManifestHash(m); err != nil {
 			return nil, fmt.Errorf("create core: %w", err)

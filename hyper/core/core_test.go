@@ -347,3 +347,26 @@ func TestGetWaitsForReplication(t *testing.T) {
 		t.Fatalf("got %q", v)
 	}
 }
+
+func TestCreateRejectsForeignManifest(t *testing.T) {
+	priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{9}, 32))
+	m := merkle.DefaultSignerManifest([32]byte{1})
+	if _, err := Create(store.NewMemory(), priv, CreateOptions{Manifest: m}); err == nil {
+		t.Fatal("core created with a manifest the key cannot sign for")
+	}
+	st := store.NewMemory()
+	if _, err := Create(st, priv, CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Create(st, priv, CreateOptions{}); err == nil {
+		t.Fatal("second core created in the same store")
+	}
+	r, err := Open(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewReader(st, [32]byte{2}, nil); err == nil {
+		t.Fatal("reader for another key opened a writer's store")
+	}
+	_ = r
+}

@@ -92,6 +92,10 @@ func OpenDir(path string) (*Dir, error) {
 	if d.blocks, err = openFile(path, "blocks", blocksMagic); err != nil {
 		return nil, err
 	}
+	if err := lockFile(d.blocks); err != nil {
+		d.blocks.Close()
+		return nil, err
+	}
 	if d.log, err = openFile(path, "log", logMagic); err != nil {
 		d.blocks.Close()
 		return nil, err

@@ -22,6 +22,9 @@ import (
 // ErrClosed is returned by a Storage after Close.
 var ErrClosed = errors.New("store: closed")
 
+// ErrLocked means another process (or another open Dir) uses the store.
+var ErrLocked = errors.New("store: locked")
+
 // ErrCorrupt reports on-disk damage that checksums caught.
 var ErrCorrupt = errors.New("store: corrupt")
 

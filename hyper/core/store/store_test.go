@@ -556,3 +556,20 @@ func TestAutoCompaction(t *testing.T) {
 		}
 	}
 }
+
+func TestDirIsLocked(t *testing.T) {
+	dir := t.TempDir()
+	d, err := OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenDir(dir); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second open: %v", err)
+	}
+	d.Close()
+	d2, err := OpenDir(dir)
+	if err != nil {
+		t.Fatalf("open after close: %v", err)
+	}
+	d2.Close()
+}
