@@ -9,9 +9,9 @@ BUILD ?= $(CURDIR)/build
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 GO_TEST_FLAGS ?=
 # End-to-end packages; each boots the real image.
-E2E_PKGS ?= ./image/...
+E2E_PKGS ?= ./image/... ./cmd/hyperos/...
 
-.PHONY: all build deps image run test unit e2e cross repro bench bench-image clean
+.PHONY: all build bin console deps image run test unit e2e cross repro bench bench-image clean
 
 all: build
 
@@ -27,8 +27,19 @@ build:
 image:
 	$(SUDO) env "PATH=$(PATH)" BUILD=$(BUILD) ./image/build.sh $(ARCH)
 
-## run: install what is missing, build the image and boot it (console on this terminal)
-run: deps image
+## run: install what is missing, build everything, boot HyperOS and show its status
+run: deps image bin
+	@[ -n "$$($(BUILD)/bin/hyperos status --json 2>/dev/null)" ] || $(BUILD)/bin/hyperos init
+	$(BUILD)/bin/hyperos boot
+	$(BUILD)/bin/hyperos status
+	@echo "Open a shell in it with: $(BUILD)/bin/hyperos ssh"
+
+## bin: the hyperos binary in build/bin
+bin:
+	go build -trimpath -ldflags "-X main.version=$$(git describe --always --dirty 2>/dev/null || echo dev)" -o $(BUILD)/bin/hyperos ./cmd/hyperos
+
+## console: boot the image with its console on this terminal (debugging; Ctrl-A X quits)
+console: image
 	./scripts/run-vm.sh $(ARCH)
 
 ## test: everything CI runs
