@@ -17,6 +17,8 @@ import (
 	"fmt"
 	"io"
 	"sync"
+
+	"golang.org/x/crypto/blake2b"
 )
 
 // DefaultBlockSize is hyperblobs' DEFAULT_BLOCK_SIZE.
@@ -147,27 +149,118 @@ func (b *Blobs) Put(ctx context.Context, data []byte) (ID, error) {
 // Put with the whole file, and the same blocks as Node's drive.put.
 type Writer struct {
 	b      *Blobs
+	ctx    context.Context
+	opts   WriterOptions
 	locked bool
 	closed bool
 	id     ID
 	buf    []byte   // partial block
 	batch  [][]byte // full blocks not yet appended
 	err    error
+
+	blocks []MapEntry            // block map mode: the content blocks, in order
+	hashes map[[32]byte]MapEntry // dedup mode: known blocks by hash
+}
+
+// WriterOptions select hyperblobs' block-map mode.
+type WriterOptions struct {
+	// BlockMap stores, after the content, a map of the content blocks,
+	// and makes the id name the map (ID.BlockMap) instead of the content.
+	BlockMap bool
+	// Dedup (which implies BlockMap) stores a block only once: a block
+	// equal to one written earlier in this blob, or to a block of
+	// Previous, is referenced from the map instead of appended again.
+	// Updating a large file then appends only the blocks that changed.
+	Dedup bool
+	// Previous is the blob this one replaces, for Dedup.
+	Previous *ID
 }
 
 // NewWriter starts a blob.
 func (b *Blobs) NewWriter() *Writer {
-	return &Writer{b: b}
+	return &Writer{b: b, ctx: context.Background()}
 }
 
-func (w *Writer) open() {
+// NewWriterWith starts a blob in block-map or dedup mode, as Node's
+// createWriteStream({ blockMap, dedup, blob }). ctx bounds reading
+// Previous's blocks.
+func (b *Blobs) NewWriterWith(ctx context.Context, opts WriterOptions) *Writer {
+	if opts.Dedup {
+		opts.BlockMap = true
+	}
+	return &Writer{b: b, ctx: ctx, opts: opts}
+}
+
+func (w *Writer) open() error {
 	if w.locked {
-		return
+		return w.err
 	}
 	w.b.wmu.Lock()
 	w.locked = true
 	w.id.BlockOffset = w.b.core.Length()
 	w.id.ByteOffset = w.b.core.ByteLength()
+	w.id.BlockMap = w.opts.BlockMap
+	if w.opts.Dedup {
+		w.hashes = make(map[[32]byte]MapEntry)
+		if w.opts.Previous != nil {
+			if err := w.loadPrevious(*w.opts.Previous); err != nil {
+				w.err = err
+			}
+		}
+	}
+	return w.err
+}
+
+// loadPrevious hashes every content block of the previous blob, as
+// Node's dedup does, so equal blocks can be referenced instead of stored.
+func (w *Writer) loadPrevious(prev ID) error {
+	var entries []MapEntry
+	if prev.BlockMap {
+		r := w.b.NewReader(w.ctx, prev)
+		if err := r.loadLayout(); err != nil {
+			return fmt.Errorf("blobs: dedup against %+v: %w", prev, err)
+		}
+		for i, idx := range r.mapIdx {
+			entries = append(entries, MapEntry{Index: idx, ByteLength: r.starts[i+1] - r.starts[i]})
+		}
+	} else {
+		for i := uint64(0); i < prev.BlockLength; i++ {
+			entries = append(entries, MapEntry{Index: prev.BlockOffset + i})
+		}
+	}
+	for _, e := range entries {
+		blk, err := w.b.core.Get(w.ctx, e.Index)
+		if err != nil {
+			return fmt.Errorf("blobs: dedup: read block %d: %w", e.Index, err)
+		}
+		if !prev.BlockMap {
+			e.ByteLength = uint64(len(blk))
+		}
+		w.hashes[blake2b.Sum256(blk)] = e
+	}
+	return nil
+}
+
+// emit adds one block: to the map (referencing an equal block if
+// deduplicating) and, unless it is a duplicate, to the next append.
+func (w *Writer) emit(blk []byte) error {
+	if w.opts.BlockMap {
+		e := MapEntry{Index: w.b.core.Length() + uint64(len(w.batch)), ByteLength: uint64(len(blk))}
+		if w.hashes != nil {
+			h := blake2b.Sum256(blk)
+			if old, ok := w.hashes[h]; ok {
+				w.blocks = append(w.blocks, old)
+				return nil
+			}
+			w.hashes[h] = e
+		}
+		w.blocks = append(w.blocks, e)
+	}
+	w.batch = append(w.batch, blk)
+	if len(w.batch) >= appendBatch {
+		return w.flush()
+	}
+	return nil
 }
 
 // Write adds p to the blob.
@@ -175,29 +268,27 @@ func (w *Writer) Write(p []byte) (int, error) {
 	if w.closed {
 		return 0, errors.New("blobs: write to a closed writer")
 	}
-	if w.err != nil {
-		return 0, w.err
+	if err := w.open(); err != nil {
+		return 0, err
 	}
-	w.open()
 	n := len(p)
 	bs := w.b.blockSize
 	for len(p) > 0 {
+		var blk []byte
 		if len(w.buf) == 0 && len(p) >= bs {
-			w.batch = append(w.batch, append([]byte(nil), p[:bs]...))
+			blk = append([]byte(nil), p[:bs]...)
 			p = p[bs:]
 		} else {
 			take := min(bs-len(w.buf), len(p))
 			w.buf = append(w.buf, p[:take]...)
 			p = p[take:]
-			if len(w.buf) == bs {
-				w.batch = append(w.batch, w.buf)
-				w.buf = nil
+			if len(w.buf) < bs {
+				continue
 			}
+			blk, w.buf = w.buf, nil
 		}
-		if len(w.batch) >= appendBatch {
-			if err := w.flush(); err != nil {
-				return n - len(p), err
-			}
+		if err := w.emit(blk); err != nil {
+			return n - len(p), err
 		}
 	}
 	return n, nil
@@ -210,19 +301,17 @@ func (w *Writer) WriteBlock(p []byte) error {
 	if w.closed {
 		return errors.New("blobs: write to a closed writer")
 	}
-	if w.err != nil {
-		return w.err
+	if err := w.open(); err != nil {
+		return err
 	}
-	w.open()
 	if len(w.buf) > 0 {
-		w.batch = append(w.batch, w.buf)
+		blk := w.buf
 		w.buf = nil
+		if err := w.emit(blk); err != nil {
+			return err
+		}
 	}
-	w.batch = append(w.batch, append([]byte(nil), p...))
-	if len(w.batch) >= appendBatch {
-		return w.flush()
-	}
-	return nil
+	return w.emit(append([]byte(nil), p...))
 }
 
 func (w *Writer) flush() error {
@@ -237,22 +326,46 @@ func (w *Writer) flush() error {
 	return nil
 }
 
-// Close appends what is left and fixes the blob's id.
+// mapEntriesPerBlock is how many entries Node puts in one block-map block.
+const mapEntriesPerBlock = 8192
+
+// Close appends what is left and fixes the blob's id. In block-map mode
+// it then appends the map, and the id names the map's blocks.
 func (w *Writer) Close() error {
 	if w.closed {
 		return w.err
 	}
-	w.open()
+	err := w.open()
 	defer w.release()
-	if w.err != nil {
-		return w.err
+	if err != nil {
+		return err
 	}
 	if len(w.buf) > 0 {
-		w.batch = append(w.batch, w.buf)
+		blk := w.buf
 		w.buf = nil
+		if err := w.emit(blk); err != nil {
+			return err
+		}
 	}
 	if err := w.flush(); err != nil {
 		return err
+	}
+	if w.opts.BlockMap {
+		// An empty blob gets no map blocks at all, as in Node.
+		var maps [][]byte
+		for i := 0; i < len(w.blocks); i += mapEntriesPerBlock {
+			m, err := EncodeBlockMap(w.blocks[i:min(len(w.blocks), i+mapEntriesPerBlock)])
+			if err != nil {
+				return err
+			}
+			maps = append(maps, m)
+		}
+		w.id.BlockOffset = w.b.core.Length()
+		w.id.ByteOffset = w.b.core.ByteLength()
+		if _, err := w.b.core.Append(maps...); err != nil {
+			w.err = fmt.Errorf("blobs: append block map: %w", err)
+			return w.err
+		}
 	}
 	w.id.BlockLength = w.b.core.Length() - w.id.BlockOffset
 	w.id.ByteLength = w.b.core.ByteLength() - w.id.ByteOffset

@@ -167,8 +167,23 @@ func TestWriteSameBlocksAsNode(t *testing.T) {
 			}
 			err = w.Close()
 			id = w.ID()
+		case "blockMap":
+			w := bl.NewWriterWith(ctx, blobs.WriterOptions{BlockMap: true})
+			if _, err := w.Write(content(8, 140000)); err != nil {
+				t.Fatal(err)
+			}
+			err = w.Close()
+			id = w.ID()
+		case "dedup":
+			prev := f.Blobs[len(f.Blobs)-2].ID
+			w := bl.NewWriterWith(ctx, blobs.WriterOptions{Dedup: true, Previous: &prev})
+			if _, err := w.Write(append(content(8, 65536), content(9, 74464)...)); err != nil {
+				t.Fatal(err)
+			}
+			err = w.Close()
+			id = w.ID()
 		default:
-			continue // block maps are read-only here
+			t.Fatalf("unknown kind %q", b.Kind)
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -187,8 +202,8 @@ func TestWriteSameBlocksAsNode(t *testing.T) {
 			t.Fatalf("block %d differs", j)
 		}
 	}
-	if len(got) != 23 {
-		t.Fatalf("wrote %d blocks, want the 23 before the block maps", len(got))
+	if len(got) != len(f.Blocks) {
+		t.Fatalf("wrote %d blocks, Node wrote %d", len(got), len(f.Blocks))
 	}
 }
 

@@ -323,3 +323,13 @@ func (r *Reader) Seek(offset int64, whence int) (int64, error) {
 	r.pos = base + offset
 	return r.pos, nil
 }
+
+// ByteLength is the size of the blob's content: the id's ByteLength, or
+// for a block-map blob (whose id measures the map) the sum of the mapped
+// blocks, which takes reading the map.
+func (b *Blobs) ByteLength(ctx context.Context, id ID) (uint64, error) {
+	if !id.BlockMap || id.BlockLength == 0 {
+		return id.ByteLength, nil
+	}
+	return b.NewReader(ctx, id).Size()
+}

@@ -265,12 +265,21 @@ type PutOptions struct {
 	Executable bool
 	// Metadata is any JSON value, stored as JSON.stringify would.
 	Metadata json.RawMessage
+	// Dedup stores the content as a block-map blob whose unchanged
+	// 64 KiB blocks are shared with the file's previous content, as
+	// Node's createWriteStream(name, { dedup: true }); rewriting a large
+	// file then appends only the blocks that changed. (Node writes each
+	// chunk given to its stream as one block; Go cuts the content into
+	// block-size pieces, which is what Node does when it is given
+	// block-size chunks.)
+	Dedup bool
 }
 
 // writer is the bee an operation writes to: the bee itself or a batch.
 type writer interface {
 	Put(ctx context.Context, key, value []byte) error
 	Del(ctx context.Context, key []byte) error
+	Get(ctx context.Context, key []byte) (*bee.Entry, error)
 }
 
 func (d *Drive) w() (writer, error) {
@@ -380,6 +389,19 @@ func putReader(ctx context.Context, w writer, bl *blobs.Blobs, name string, r io
 		return err
 	}
 	bw := bl.NewWriter()
+	if o.Dedup {
+		wo := blobs.WriterOptions{Dedup: true}
+		prev, err := w.Get(ctx, fileKey(p))
+		if err != nil {
+			return fmt.Errorf("drive: write %s: %w", p, err)
+		}
+		if pe, err := entryFrom(prev); err != nil {
+			return err
+		} else if pe != nil {
+			wo.Previous = pe.Value.Blob
+		}
+		bw = bl.NewWriterWith(ctx, wo)
+	}
 	if _, err := io.Copy(bw, r); err != nil {
 		bw.Abort()
 		return fmt.Errorf("drive: write %s: %w", p, err)

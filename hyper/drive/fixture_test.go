@@ -33,6 +33,7 @@ type fixtureOp struct {
 	Executable  bool        `json:"executable"`
 	Metadata    *string     `json:"metadata"`
 	Target      string      `json:"target"`
+	PatchAt     int         `json:"patchAt"`
 	Version     uint64      `json:"version"`
 	BlobsLength uint64      `json:"blobsLength"`
 	Ops         []fixtureOp `json:"ops"`
@@ -350,6 +351,7 @@ func TestReferenceProbe(t *testing.T) {
 
 func replay(t *testing.T, ctx context.Context, w interface {
 	Put(context.Context, string, []byte, *PutOptions) error
+	PutReader(context.Context, string, io.Reader, *PutOptions) error
 	Symlink(context.Context, string, string, json.RawMessage) error
 	Del(context.Context, string) error
 }, op fixtureOp) {
@@ -362,6 +364,12 @@ func replay(t *testing.T, ctx context.Context, w interface {
 	switch op.Op {
 	case "put":
 		err = w.Put(ctx, op.Path, content(op.Seed, op.Size), &PutOptions{Executable: op.Executable, Metadata: meta})
+	case "putDedup":
+		data := content(op.Seed, op.Size)
+		if op.PatchAt >= 0 {
+			data[op.PatchAt] ^= 0xff
+		}
+		err = w.PutReader(ctx, op.Path, bytes.NewReader(data), &PutOptions{Dedup: true})
 	case "symlink":
 		err = w.Symlink(ctx, op.Path, op.Target, meta)
 	case "del":

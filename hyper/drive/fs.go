@@ -111,7 +111,24 @@ func (f *driveFS) Open(name string) (fs.File, error) {
 	if e.Value.Blob != nil {
 		id = *e.Value.Blob
 	}
-	return &file{info: fileInfo{name: path.Base(name), entry: e}, r: f.d.blobs.NewReader(f.ctx, id)}, nil
+	info, err := f.info(path.Base(name), e)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+	}
+	return &file{info: info, r: f.d.blobs.NewReader(f.ctx, id)}, nil
+}
+
+// info describes an entry; a block-map blob's size takes reading its map.
+func (f *driveFS) info(name string, e *Entry) (fileInfo, error) {
+	fi := fileInfo{name: name, entry: e}
+	if e.Value.Blob != nil && !e.Value.IsSymlink() {
+		n, err := f.d.blobs.ByteLength(f.ctx, *e.Value.Blob)
+		if err != nil {
+			return fi, err
+		}
+		fi.size = int64(n)
+	}
+	return fi, nil
 }
 
 func (f *driveFS) Stat(name string) (fs.FileInfo, error) {
@@ -122,7 +139,11 @@ func (f *driveFS) Stat(name string) (fs.FileInfo, error) {
 	if dir {
 		return dirInfo(path.Base(name)), nil
 	}
-	return fileInfo{name: path.Base(name), entry: e}, nil
+	fi, err := f.info(path.Base(name), e)
+	if err != nil {
+		return nil, &fs.PathError{Op: "stat", Path: name, Err: err}
+	}
+	return fi, nil
 }
 
 func (f *driveFS) Lstat(name string) (fs.FileInfo, error) {
@@ -133,7 +154,11 @@ func (f *driveFS) Lstat(name string) (fs.FileInfo, error) {
 	if dir {
 		return dirInfo(path.Base(name)), nil
 	}
-	return fileInfo{name: path.Base(name), entry: e}, nil
+	fi, err := f.info(path.Base(name), e)
+	if err != nil {
+		return nil, &fs.PathError{Op: "lstat", Path: name, Err: err}
+	}
+	return fi, nil
 }
 
 func (f *driveFS) ReadLink(name string) (string, error) {
@@ -165,7 +190,11 @@ func (f *driveFS) readDir(name string) ([]fs.DirEntry, error) {
 	var out []fs.DirEntry
 	err := f.d.shallow(f.ctx, folder, func(n string, e *Entry) error {
 		if e.Key == folder+"/"+n {
-			out = append(out, fs.FileInfoToDirEntry(fileInfo{name: n, entry: e}))
+			fi, err := f.info(n, e)
+			if err != nil {
+				return err
+			}
+			out = append(out, fs.FileInfoToDirEntry(fi))
 		} else {
 			out = append(out, fs.FileInfoToDirEntry(dirInfo(n)))
 		}
@@ -182,16 +211,11 @@ func (f *driveFS) readDir(name string) ([]fs.DirEntry, error) {
 type fileInfo struct {
 	name  string
 	entry *Entry
+	size  int64
 }
 
 func (i fileInfo) Name() string { return i.name }
-
-func (i fileInfo) Size() int64 {
-	if i.entry.Value.Blob == nil {
-		return 0
-	}
-	return int64(i.entry.Value.Blob.ByteLength)
-}
+func (i fileInfo) Size() int64  { return i.size }
 
 func (i fileInfo) Mode() fs.FileMode {
 	switch {

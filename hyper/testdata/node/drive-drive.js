@@ -122,6 +122,22 @@ async function main () {
   ops.push({ op: 'batch', ops: batchOps, version: drive.version, blobsLength: drive.blobs.core.length })
   checkpoints.push(drive.version)
 
+  // dedup rewrites: only changed 64 KiB blocks are appended, plus a map
+  async function putDedup (p, size, seed, patchAt) {
+    const data = content(seed, size)
+    if (patchAt >= 0) data[patchAt] ^= 0xff
+    const ws = drive.createWriteStream(p, { dedup: true })
+    for (let i = 0; i < size; i += 65536) ws.write(data.subarray(i, i + 65536))
+    ws.end()
+    await new Promise((resolve, reject) => { ws.once('close', resolve); ws.once('error', reject) })
+    paths.add(p)
+    ops.push({ op: 'putDedup', path: p, size, seed, patchAt, version: drive.version, blobsLength: drive.blobs.core.length })
+  }
+  await putDedup('/big.bin', 150000, 6, 70000)
+  await putDedup('/big.bin', 150000, 6, -1)
+  await putDedup('/fresh-dedup.bin', 140000, 16, -1)
+  checkpoints.push(drive.version)
+
   for (const p of many) paths.add(p)
   const probePaths = [...paths, '/nope', '/src', '/src/', 'src/lib/../main.go', '/many/sub']
 
