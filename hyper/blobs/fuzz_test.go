@@ -1,6 +1,7 @@
 package blobs_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -79,6 +80,50 @@ func FuzzReader(f *testing.F) {
 		}
 		if err == io.EOF && k == len(buf) && len(buf) > 0 {
 			t.Fatalf("EOF with a full buffer")
+		}
+	})
+}
+
+// FuzzWriteRead writes arbitrary content in every mode and reads it back,
+// whole and in ranges.
+func FuzzWriteRead(f *testing.F) {
+	f.Add([]byte("hello hello hello hello"), uint8(5), uint8(0), uint16(3), uint8(7))
+	f.Add(make([]byte, 300), uint8(16), uint8(2), uint16(100), uint8(50))
+	f.Fuzz(func(t *testing.T, data []byte, bs uint8, mode uint8, at uint16, n uint8) {
+		ctx := context.Background()
+		core := memcore.New()
+		bl := blobs.New(core, &blobs.Options{BlockSize: int(bs%32) + 1})
+		prevData := append([]byte("prefix"), data...)
+		prev, err := bl.Put(ctx, prevData)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts := blobs.WriterOptions{BlockMap: mode%3 == 1, Dedup: mode%3 == 2}
+		if mode&4 != 0 {
+			opts.Previous = &prev
+		}
+		w := bl.NewWriterWith(ctx, opts)
+		if _, err := w.Write(data); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		got, err := bl.Get(ctx, w.ID())
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("read back %q (%v), wrote %q", got, err, data)
+		}
+		if size, err := bl.ByteLength(ctx, w.ID()); err != nil || size != uint64(len(data)) {
+			t.Fatalf("ByteLength %d %v, want %d", size, err, len(data))
+		}
+		if int(at) < len(data) {
+			buf := make([]byte, min(int(n), len(data)-int(at)))
+			if _, err := bl.NewReader(ctx, w.ID()).ReadAt(buf, int64(at)); err != nil || !bytes.Equal(buf, data[int(at):int(at)+len(buf)]) {
+				t.Fatalf("ReadAt(%d, %d): %q %v", at, len(buf), buf, err)
+			}
+		}
+		if again, err := bl.Get(ctx, prev); err != nil || !bytes.Equal(again, prevData) {
+			t.Fatalf("previous blob changed: %v", err)
 		}
 	})
 }
