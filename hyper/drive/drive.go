@@ -12,6 +12,7 @@
 package drive
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -352,26 +353,8 @@ func putEntry(ctx context.Context, w writer, name string, v Value) error {
 }
 
 func put(ctx context.Context, w writer, bl *blobs.Blobs, name string, data []byte, opts *PutOptions) error {
-	return putReader(ctx, w, bl, name, bytesReader(data), opts)
-}
-
-type bytesReaderT struct{ b []byte }
-
-func bytesReader(b []byte) *bytesReaderT { return &bytesReaderT{b} }
-
-// WriteTo hands the whole slice to the blobs writer in one call.
-func (r *bytesReaderT) WriteTo(w io.Writer) (int64, error) {
-	n, err := w.Write(r.b)
-	return int64(n), err
-}
-
-func (r *bytesReaderT) Read(p []byte) (int, error) {
-	if len(r.b) == 0 {
-		return 0, io.EOF
-	}
-	n := copy(p, r.b)
-	r.b = r.b[n:]
-	return n, nil
+	// bytes.Reader hands the whole slice to the blob writer in one Write.
+	return putReader(ctx, w, bl, name, bytes.NewReader(data), opts)
 }
 
 func putReader(ctx context.Context, w writer, bl *blobs.Blobs, name string, r io.Reader, opts *PutOptions) error {
