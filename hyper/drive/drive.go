@@ -245,7 +245,12 @@ func (d *Drive) shallow(ctx context.Context, folder string, yield func(string, *
 		if err != nil {
 			return err
 		}
-		suffix := e.Key[min(len(folder)+1, len(e.Key)):]
+		// Each query starts after the last name, so keys must grow; a
+		// corrupt tree that breaks the order must not make this loop.
+		if e.Key <= folder+prev || !strings.HasPrefix(e.Key, folder+"/") {
+			return fmt.Errorf("drive: readdir %s: entry %q is out of order", folder, e.Key)
+		}
+		suffix := e.Key[len(folder)+1:]
 		name, _, isDir := strings.Cut(suffix, "/")
 		prev = "/" + name
 		if isDir {
