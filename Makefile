@@ -11,7 +11,7 @@ GO_TEST_FLAGS ?=
 # End-to-end packages; each boots the real image.
 E2E_PKGS ?= ./image/... ./cmd/hyperos/...
 
-.PHONY: all build bin console deps image run test unit e2e cross repro bench bench-image clean
+.PHONY: all build bin console deps image run test unit e2e cross repro bench bench-image bench-cli clean
 
 all: build
 
@@ -70,7 +70,11 @@ repro:
 	$(SUDO) env "PATH=$(PATH)" ./scripts/check-repro.sh $(ARCH)
 
 ## bench: every benchmark
-bench: bench-image
+bench: bench-image bench-cli
+
+## bench-cli: boot-to-SSH through the hyperos CLI
+bench-cli: image
+	go test -tags e2e -run '^$$' -bench BenchmarkCLIBoot -benchtime 3x -timeout 30m ./cmd/hyperos/
 
 ## bench-image: size, boot-to-ready-line, boot-to-SSH and systemd-analyze
 bench-image: image

@@ -43,8 +43,15 @@ func TestMain(m *testing.M) {
 
 // cli runs hyperos commands in one HYPEROS_HOME.
 type cli struct {
-	t    *testing.T
+	t    testing.TB
 	home string
+}
+
+func newBenchCLI(b *testing.B) *cli {
+	vmtest.ImageDir(b)
+	c := &cli{t: b, home: b.TempDir()}
+	b.Cleanup(func() { c.run("kill") })
+	return c
 }
 
 func newCLI(t *testing.T) *cli {
@@ -76,6 +83,7 @@ func (c *cli) run(args ...string) (string, string, int) {
 		code = ee.ExitCode()
 	} else if err != nil {
 		c.t.Fatalf("hyperos %v: %v", args, err)
+		return "", "", -1
 	}
 	return out.String(), errb.String(), code
 }
