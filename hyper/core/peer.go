@@ -163,7 +163,8 @@ type Replicator struct {
 	blockInflight map[uint64]*Peer
 	upgrading     *Peer
 	// outbox collects messages while mu is held; flushed in order after.
-	outbox []outMsg
+	outbox     []outMsg
+	extensions map[string]func(*Peer, []byte)
 	// RequestTimeout overrides DefaultRequestTimeout when set before use.
 	RequestTimeout time.Duration
 	now            func() time.Time
@@ -200,6 +201,9 @@ type Peer struct {
 	remoteDown   bool
 	remoteHave   have
 	inflight     map[uint64]*pending
+	wantSent     map[uint64]bool // want windows (of wantAll blocks) sent
+	lastExtSent  string
+	lastExtRecv  string
 	backoff      time.Time // no new requests before this (after a timeout)
 	sendErr      error
 }
@@ -208,7 +212,7 @@ type Peer struct {
 // Open once the channel is open, Handle for every incoming message and
 // Close when the channel closes.
 func (r *Replicator) AddPeer(send func(wire.Message) error) *Peer {
-	p := &Peer{r: r, send: send, inflight: map[uint64]*pending{}}
+	p := &Peer{r: r, send: send, inflight: map[uint64]*pending{}, wantSent: map[uint64]bool{}}
 	r.mu.Lock()
 	r.peers = append(r.peers, p)
 	r.mu.Unlock()
@@ -285,6 +289,7 @@ func (p *Peer) Open() error {
 	}
 	if !r.core.Writable() {
 		p.queue(&wire.Want{Start: 0, Length: wantAll})
+		p.wantSent[0] = true
 	}
 	r.flush()
 	return p.err()
@@ -381,9 +386,21 @@ func (p *Peer) Handle(m wire.Message) error {
 		}
 		r.updateLocked()
 		r.flush()
-	case *wire.Unwant, *wire.Cancel, *wire.Extension:
-		// We answer requests synchronously, so there is nothing to cancel;
-		// wants are not tracked; no extensions are registered.
+	case *wire.Extension:
+		r.mu.Lock()
+		name := m.Name
+		if name == "" {
+			name = p.lastExtRecv // empty means "same as the previous one"
+		}
+		p.lastExtRecv = name
+		h := r.extensions[name]
+		r.mu.Unlock()
+		if h != nil {
+			h(p, m.Message)
+		}
+	case *wire.Unwant, *wire.Cancel:
+		// We answer requests synchronously, so there is nothing to cancel,
+		// and a want is answered once, so there is nothing to withdraw.
 	default:
 		return fmt.Errorf("unexpected message %T", m)
 	}
@@ -532,7 +549,16 @@ func (r *Replicator) updateLocked() {
 			if !r.usable(p) {
 				continue
 			}
-			if p.remoteFork != t.Fork || !p.remoteHave.get(idx) {
+			if p.remoteFork != t.Fork {
+				continue
+			}
+			if !p.remoteHave.get(idx) {
+				// Node announces sparse holdings only in answer to wants,
+				// one window of wantAll blocks at a time.
+				if w := idx / wantAll; !p.wantSent[w] && !r.core.Writable() {
+					p.wantSent[w] = true
+					p.queue(&wire.Want{Start: w * wantAll, Length: wantAll})
+				}
 				continue
 			}
 			nodes, err := r.core.MissingNodes(idx)
@@ -546,6 +572,32 @@ func (r *Replicator) updateLocked() {
 			break
 		}
 	}
+}
+
+// HandleExtension registers h for extension messages called name (such as
+// Hyperbee's "hyperbee" prefetch hints). h runs on the receiving goroutine.
+func (r *Replicator) HandleExtension(name string, h func(p *Peer, message []byte)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.extensions == nil {
+		r.extensions = map[string]func(*Peer, []byte){}
+	}
+	r.extensions[name] = h
+}
+
+// SendExtension sends an extension message to the remote; like Node it
+// leaves the name empty when it repeats the previous one.
+func (p *Peer) SendExtension(name string, message []byte) error {
+	r := p.r
+	r.mu.Lock()
+	wireName := name
+	if name == p.lastExtSent {
+		wireName = ""
+	}
+	p.lastExtSent = name
+	p.queue(&wire.Extension{Name: wireName, Message: message})
+	r.flush()
+	return p.err()
 }
 
 // fetch is Core's hook for a Get that misses.

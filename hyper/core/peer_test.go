@@ -393,3 +393,49 @@ func TestSilentSeederTimesOut(t *testing.T) {
 		t.Fatalf("get after a silent seeder: %q %v", got, err)
 	}
 }
+
+// TestExtensions checks that extension messages reach their handler and
+// that a repeated name goes out empty, as Node sends it.
+func TestExtensions(t *testing.T) {
+	w, _ := newWriter(t, 8, 3)
+	r, _ := NewReader(store.NewMemory(), w.Key(), nil)
+	wr, rr := NewReplicator(w), NewReplicator(r)
+	got := make(chan string, 4)
+	rr.HandleExtension("hyperbee", func(_ *Peer, msg []byte) { got <- string(msg) })
+	var names []string
+	var mu sync.Mutex
+	tap := func(m wire.Message) wire.Message {
+		if e, ok := m.(*wire.Extension); ok {
+			mu.Lock()
+			names = append(names, e.Name)
+			mu.Unlock()
+		}
+		return m
+	}
+	connect(t, wr, rr, tap)
+	var p *Peer
+	wr.mu.Lock()
+	p = wr.peers[0]
+	wr.mu.Unlock()
+	for _, msg := range []string{"one", "two"} {
+		if err := p.SendExtension("hyperbee", []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.SendExtension("other", []byte("ignored"))
+	for _, want := range []string{"one", "two"} {
+		select {
+		case g := <-got:
+			if g != want {
+				t.Fatalf("got %q want %q", g, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("extension not delivered")
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(names) != 3 || names[0] != "hyperbee" || names[1] != "" || names[2] != "other" {
+		t.Fatalf("names on the wire: %q", names)
+	}
+}
