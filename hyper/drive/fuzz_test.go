@@ -1,9 +1,14 @@
 package drive
 
 import (
+	"context"
+	"encoding/hex"
 	"encoding/json"
+	"io/fs"
 	"strings"
 	"testing"
+
+	"github.com/hyperos/hyperos/hyper/bee/memcore"
 )
 
 func FuzzDecodeValue(f *testing.F) {
@@ -75,5 +80,47 @@ func FuzzNormalizePath(f *testing.F) {
 		if again, err := NormalizePath(p); err != nil || again != p {
 			t.Fatalf("not idempotent: %q -> %q -> %q (%v)", s, p, again, err)
 		}
+	})
+}
+
+// FuzzDrive reads a drive whose db blocks are arbitrary: every listing
+// and lookup must end with a result or an error.
+func FuzzDrive(f *testing.F) {
+	fx := loadFixture(f)
+	var seed []byte
+	for _, h := range fx.DBBlocks[1:8] {
+		b, _ := hex.DecodeString(h)
+		seed = append(seed, byte(len(b)))
+		seed = append(seed, b...)
+	}
+	f.Add(seed)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		db := memcore.New()
+		db.Append([]byte("\x0a\x08hyperbee\x12\x00"))
+		for len(data) > 0 && db.Length() < 30 {
+			n := min(int(data[0]), len(data)-1)
+			db.Append(data[1 : 1+n])
+			data = data[1+n:]
+		}
+		bl := memcore.FromBlocks([][]byte{[]byte("hello world\n"), make([]byte, 100)})
+		ctx := context.Background()
+		d := New(db, bl, nil)
+		d.Readdir(ctx, "/")
+		d.List(ctx, "/", true)
+		d.List(ctx, "/", false)
+		d.Resolve(ctx, "/hello.txt")
+		d.Get(ctx, "/README.md")
+		d.Diff(ctx, 2, "/")
+		fsys := d.FS(ctx)
+		n := 0
+		fs.WalkDir(fsys, ".", func(p string, de fs.DirEntry, err error) error {
+			if n++; n > 1000 {
+				return fs.SkipAll
+			}
+			if err == nil && !de.IsDir() {
+				fs.ReadFile(fsys, p)
+			}
+			return nil
+		})
 	})
 }
