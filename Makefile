@@ -9,7 +9,7 @@ BUILD ?= $(CURDIR)/build
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 GO_TEST_FLAGS ?=
 # End-to-end packages; each boots the real image.
-E2E_PKGS ?= ./image/... ./cmd/hyperos/...
+E2E_PKGS ?= ./image/... ./cmd/hyperos/... ./vm/...
 
 .PHONY: all build bin console deps image run test unit e2e cross repro bench bench-image bench-cli clean
 

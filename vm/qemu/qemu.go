@@ -43,7 +43,10 @@ type Driver struct {
 	// wrapper must exec QEMU (not fork it), so that -daemonize and the pid file
 	// still describe QEMU itself.
 	Wrapper []string
-	Log     *slog.Logger
+	// Accels, when set, replaces the accelerators to try in order (tests use it
+	// to exercise the fallback with real QEMU processes).
+	Accels []string
+	Log    *slog.Logger
 
 	accel string
 }
@@ -77,6 +80,9 @@ func qemuArch(arch string) string {
 
 // accelerators lists what to try, fastest first.
 func (d *Driver) accelerators() []string {
+	if len(d.Accels) > 0 {
+		return d.Accels
+	}
 	if d.Spec.Accel != "" {
 		return []string{d.Spec.Accel}
 	}
@@ -156,6 +162,19 @@ func (d *Driver) Args(accel string) ([]string, error) {
 	return args, nil
 }
 
+// accelHint says how to get hardware acceleration working.
+func accelHint(accel string) string {
+	switch accel {
+	case "whpx":
+		return "turn on the Windows feature 'Windows Hypervisor Platform' and reboot"
+	case "hvf":
+		return "macOS's Hypervisor.framework refused; check that no other hypervisor holds it"
+	case "kvm":
+		return "check that /dev/kvm is usable (your user in group kvm, virtualization enabled in the firmware)"
+	}
+	return ""
+}
+
 func (d *Driver) qmpPath() string { return filepath.Join(d.Spec.Dir, "qmp.sock") }
 
 // Start boots the VM detached and returns once the guest has shown signs of life
@@ -183,7 +202,7 @@ func (d *Driver) Start(ctx context.Context) error {
 			if last {
 				return err
 			}
-			d.Log.Warn("hardware acceleration failed, falling back", "accel", accel, "err", err)
+			d.Log.Warn("hardware acceleration failed, falling back to TCG", "accel", accel, "err", err, "hint", accelHint(accel))
 			continue
 		}
 		d.accel = accel
