@@ -2,11 +2,25 @@
 // hashes and signs blocks, and a sparse reader that holds only the blocks
 // and tree nodes it has verified. Both persist through hyper/core/store and
 // speak the wire format of hyper/core/wire, so they interoperate with Node
-// peers.
+// peers (the tests run Node's own replicator against this code).
+//
+// The pieces, bottom up:
+//
+//	hyper/core/flat    flat-tree index math
+//	hyper/core/wire    Node, Manifest, MultiSignature and the ten
+//	                   replication messages, with compact-encoding codecs
+//	hyper/core/merkle  hashes, core key, discovery key, capability,
+//	                   signables, tree batches, GenerateProof, Verify and
+//	                   the Verifier (compat, v0, v1 multisig, prologue)
+//	hyper/core/store   Storage: Memory, and Dir (crash-safe, on disk)
+//	hyper/core         Core (Create, NewReader, Open; Append, Get, Proof,
+//	                   Apply) and Replicator/Peer (message-driven replication)
 //
 // The layer above (Hyperbee, Hyperdrive) sees a core through the Blocks
-// interface. Replication (peer.go) turns wire messages into calls on a Core
-// and back; the transport (Noise, Protomux) lives elsewhere.
+// interface. Replication is transport-agnostic: a Peer takes a send
+// function and is fed incoming messages through Handle, so hyper/mux only
+// has to carry wire.Message values on a "hypercore/alpha" channel whose id
+// is DiscoveryKey and whose open payload is Handshake/CheckHandshake.
 package core
 
 import (

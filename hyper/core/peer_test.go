@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -438,4 +439,47 @@ func TestExtensions(t *testing.T) {
 	if len(names) != 3 || names[0] != "hyperbee" || names[1] != "" || names[2] != "other" {
 		t.Fatalf("names on the wire: %q", names)
 	}
+}
+
+// TestCapabilityMatchesNodeTranscript recomputes the capability Node's
+// client sent in the captured session and checks our verifier accepts it
+// in the responder role.
+func TestCapabilityMatchesNodeTranscript(t *testing.T) {
+	raw, err := os.ReadFile("testdata/probe-transcript.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p struct {
+		DriveKeyHex, ClientHandshakeHash, CapabilityClientSends string
+	}
+	if err := json.Unmarshal(raw, &p); err != nil {
+		t.Fatal(err)
+	}
+	key := key32(t, p.DriveKeyHex)
+	r, err := NewReader(store.NewMemory(), key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hh := unhex(t, p.ClientHandshakeHash)
+	h, err := Handshake(r, true, hh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hex.EncodeToString(h.Capability[:]) != p.CapabilityClientSends {
+		t.Fatalf("capability %x", h.Capability)
+	}
+	if err := CheckHandshake(r, false, hh, h); err != nil {
+		t.Fatal(err)
+	}
+	// the open frame Node's client sent carries exactly this payload
+	for _, f := range func() []probeFrame {
+		var all struct{ Log []probeFrame }
+		json.Unmarshal(raw, &all)
+		return all.Log
+	}() {
+		if f.Who == "client" && f.Dir == "plain-out" && strings.HasSuffix(f.Hex, hex.EncodeToString(wire.MarshalHandshake(h))) {
+			return
+		}
+	}
+	t.Fatal("handshake payload not found in Node's open frame")
 }
