@@ -15,6 +15,8 @@ need=(
 	"depmod kmod"
 	"ssh-keygen openssh-client"
 	"git git"
+	"dnsmasq dnsmasq-base"
+	"ip iproute2"
 	"/usr/share/keyrings/debian-archive-keyring.gpg debian-archive-keyring"
 	"node nodejs"
 	"npm npm"
