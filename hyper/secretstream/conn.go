@@ -355,8 +355,9 @@ func (c *Conn) exchangeHeaders(tx, rx [32]byte) error {
 		return nil
 	}()
 	if rerr != nil {
-		// Unblock the writer before waiting for it.
-		_ = c.raw.SetDeadline(time.Unix(1, 0))
+		// Let our header go out anyway (the handshake deadline bounds
+		// it), so that the peer fails on its own checks rather than
+		// waiting for a header we cut off.
 		<-werr
 		return rerr
 	}

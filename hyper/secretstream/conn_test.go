@@ -332,7 +332,13 @@ func TestFromKeys(t *testing.T) {
 	cx := FromKeys(x, true, Keys{Tx: ini.tx, Rx: ini.rx, Hash: bad[:]}, nil)
 	cy := FromKeys(y, false, Keys{Tx: res.tx, Rx: res.rx, Hash: res.hash[:]}, nil)
 	go func() { _ = cx.Handshake(context.Background()) }()
+	start := time.Now()
 	if err := cy.Handshake(context.Background()); err == nil {
 		t.Fatal("accepted a header for a different handshake")
+	}
+	// Both sides refuse each other's header; neither may sit out the
+	// handshake timeout waiting for a header the other cut off.
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("failing took %v", d)
 	}
 }
