@@ -2,6 +2,7 @@ package secretstream
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"os"
@@ -19,9 +20,10 @@ type nodeSecretstream struct {
 		Out    string `json:"out"`
 	} `json:"dh"`
 	Streams []struct {
-		Key      string `json:"key"`
-		Header   string `json:"header"`
-		Messages []struct {
+		Key          string  `json:"key"`
+		Header       string  `json:"header"`
+		StartCounter *uint32 `json:"startCounter"`
+		Messages     []struct {
 			Len    int    `json:"len"`
 			Tag    byte   `json:"tag"`
 			Cipher string `json:"cipher"`
@@ -44,7 +46,7 @@ func loadNodeSecretstream(t *testing.T) nodeSecretstream {
 	if err := json.Unmarshal(raw, &f); err != nil {
 		t.Fatal(err)
 	}
-	if len(f.DH) == 0 || len(f.Streams) < 2 {
+	if len(f.DH) == 0 || len(f.Streams) < 3 {
 		t.Fatal("empty fixture")
 	}
 	return f
@@ -87,6 +89,11 @@ func TestNodeSecretstream(t *testing.T) {
 		var push, pull ssState
 		push.init(unhex(t, s.Key), unhex(t, s.Header))
 		pull.init(unhex(t, s.Key), unhex(t, s.Header))
+		if s.StartCounter != nil {
+			// Start just below the 32-bit counter wrap, where libsodium rekeys.
+			binary.LittleEndian.PutUint32(push.nonce[:4], *s.StartCounter)
+			binary.LittleEndian.PutUint32(pull.nonce[:4], *s.StartCounter)
+		}
 		for i, m := range s.Messages {
 			plain := make([]byte, m.Len)
 			for j := range plain {

@@ -56,11 +56,15 @@ const T = {
   final: sodium.crypto_secretstream_xchacha20poly1305_TAG_FINAL
 }
 const tagByte = (t) => (Buffer.isBuffer(t) ? t[0] : t)
-function transcript (keyFill, plan) {
+// startCounter, if set, overwrites the 32-bit message counter in the state
+// (libsodium's layout: key[32] ‖ counter[4] ‖ inonce[8] ‖ pad[8]) so that a
+// short transcript crosses the counter wrap, where libsodium rekeys.
+function transcript (keyFill, plan, startCounter) {
   const key = Buffer.alloc(32, keyFill)
   const state = Buffer.alloc(sodium.crypto_secretstream_xchacha20poly1305_STATEBYTES)
   const header = Buffer.alloc(24)
   sodium.crypto_secretstream_xchacha20poly1305_init_push(state, header, key)
+  if (startCounter !== undefined) state.writeUInt32LE(startCounter, 32)
   const messages = []
   for (const [len, tag] of plan) {
     const m = Buffer.alloc(len)
@@ -69,14 +73,15 @@ function transcript (keyFill, plan) {
     sodium.crypto_secretstream_xchacha20poly1305_push(state, c, m, null, T[tag])
     messages.push({ len, tag: tagByte(T[tag]), cipher: hex(c) })
   }
-  return { key: hex(key), header: hex(header), messages }
+  return { key: hex(key), header: hex(header), startCounter: startCounter === undefined ? null : startCounter, messages }
 }
 const sizes = []
 for (let n = 0; n <= 80; n++) sizes.push([n, 'message'])
 for (const n of [127, 128, 129, 1000, 4096]) sizes.push([n, 'message'])
 const streams = [
   transcript(0x42, sizes),
-  transcript(0x43, [[5, 'message'], [3, 'rekey'], [7, 'message'], [0, 'push'], [9, 'rekey'], [1, 'message'], [4, 'final']])
+  transcript(0x43, [[5, 'message'], [3, 'rekey'], [7, 'message'], [0, 'push'], [9, 'rekey'], [1, 'message'], [4, 'final']]),
+  transcript(0x44, [[10, 'message'], [11, 'message'], [12, 'message'], [13, 'message']], 0xfffffffe)
 ]
 
 // The stream-id namespaces, as NoiseSecretStream computes them.
