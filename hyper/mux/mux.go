@@ -108,7 +108,10 @@ type ChannelConfig struct {
 	// ignored, as Node does. payload belongs to the callee.
 	OnMessage func(ch *Channel, typ uint64, payload []byte)
 	// OnClose is called once when the channel closes; remote reports
-	// whether the remote (or the end of the connection) closed it.
+	// whether the remote (a close or reject, or the end of the
+	// connection) closed it. It runs on the reader for remote closes, on
+	// the caller of Channel.Close for local ones, and on the goroutine
+	// that ended the mux (Close, or the reader or writer on an error).
 	OnClose func(ch *Channel, remote bool)
 }
 
@@ -116,9 +119,9 @@ type ChannelConfig struct {
 type Mux struct {
 	conn Conn
 
-	// wmu serialises writes and every change that must reach the wire
+	// wmu serialises queueing and every change that must reach the wire
 	// in the same order as it happened (id allocation and open, close
-	// and id reuse). Lock order: wmu before mu.
+	// and id reuse). Lock order: wmu, then mu, then qmu.
 	wmu       sync.Mutex
 	corked    int
 	batch     []batchEntry
