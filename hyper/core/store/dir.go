@@ -23,6 +23,8 @@ import (
 //	          0x01 node:   u64 index ‖ u64 size ‖ hash[32]
 //	          0x02 block:  u64 index ‖ u64 offset ‖ u32 length ‖ u32 crc32c(value)
 //	          0x03 header: u32 length ‖ MarshalHeader bytes
+//	          0x04 truncate: u64 length (drop blocks ≥ length and nodes
+//	               outside the tree of that length; comes first in a frame)
 //
 // One Commit writes its block values to the end of blocks and fsyncs, then
 // appends one frame to log and fsyncs: the frame is the commit point. On
@@ -39,6 +41,7 @@ const (
 	recNode   = 0x01
 	recBlock  = 0x02
 	recHeader = 0x03
+	recTrunc  = 0x04
 
 	frameHeaderLen = 8
 
@@ -249,9 +252,17 @@ func (d *Dir) apply(p []byte) error {
 		nodes []wire.Node
 		refs  = map[uint64]blockRef{}
 		hdr   *Header
+		trunc *uint64
 	)
 	for len(p) > 0 {
 		switch p[0] {
+		case recTrunc:
+			if len(p) < 9 || trunc != nil || len(nodes) > 0 || len(refs) > 0 || hdr != nil {
+				return ErrCorrupt // a truncation is only valid first, once
+			}
+			t := binary.LittleEndian.Uint64(p[1:])
+			trunc = &t
+			p = p[9:]
 		case recNode:
 			if len(p) < 1+48 {
 				return ErrCorrupt
@@ -287,6 +298,9 @@ func (d *Dir) apply(p []byte) error {
 		default:
 			return ErrCorrupt
 		}
+	}
+	if trunc != nil {
+		truncateMaps(*trunc, d.nodes, d.refs)
 	}
 	for _, n := range nodes {
 		d.nodes[n.Index] = n
@@ -485,6 +499,12 @@ func (d *Dir) Commit(b *Batch) error {
 		return fmt.Errorf("store is read-only after a failed write: %w", d.broken)
 	}
 	var payload []byte
+	if b.Truncate != nil {
+		var rec [9]byte
+		rec[0] = recTrunc
+		binary.LittleEndian.PutUint64(rec[1:], *b.Truncate)
+		payload = append(payload, rec[:]...)
+	}
 	refs := make(map[uint64]blockRef, len(b.Blocks))
 	var values bytes.Buffer
 	for _, blk := range b.Blocks {
@@ -524,6 +544,9 @@ func (d *Dir) Commit(b *Batch) error {
 
 	d.blocksEnd += uint64(values.Len())
 	d.logEnd += uint64(len(fr))
+	if b.Truncate != nil {
+		truncateMaps(*b.Truncate, d.nodes, d.refs)
+	}
 	for i, r := range refs {
 		d.refs[i] = r
 	}

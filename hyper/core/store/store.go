@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/hyperos/hyperos/hyper/compact"
+	"github.com/hyperos/hyperos/hyper/core/flat"
 	"github.com/hyperos/hyperos/hyper/core/wire"
 )
 
@@ -135,8 +136,13 @@ type Block struct {
 // survives a crash; if Commit fails or the process dies during it, none of
 // it is visible after reopening.
 type Batch struct {
-	Blocks []Block
-	Nodes  []wire.Node
+	// Truncate, if set, is applied first: it removes every block at index
+	// ≥ *Truncate and every node that is not part of the tree of that
+	// length, so that nothing from an abandoned fork can later be taken
+	// for a trusted node or a valid block.
+	Truncate *uint64
+	Blocks   []Block
+	Nodes    []wire.Node
 	// Header, if not nil, replaces the stored header.
 	Header *Header
 }
@@ -218,6 +224,9 @@ func (m *Memory) Commit(b *Batch) error {
 	if m.closed {
 		return ErrClosed
 	}
+	if b.Truncate != nil {
+		truncateMaps(*b.Truncate, m.nodes, m.blocks)
+	}
 	for _, blk := range b.Blocks {
 		m.blocks[blk.Index] = bytes.Clone(blk.Value)
 	}
@@ -228,6 +237,25 @@ func (m *Memory) Commit(b *Batch) error {
 		m.header = b.Header.Clone()
 	}
 	return nil
+}
+
+// outsideTree reports whether the node at index is not part of the tree
+// of the given length (its span reaches past the last block).
+func outsideTree(index, length uint64) bool {
+	return flat.RightSpan(index) >= 2*length
+}
+
+func truncateMaps[V any](length uint64, nodes map[uint64]wire.Node, blocks map[uint64]V) {
+	for i := range nodes {
+		if outsideTree(i, length) {
+			delete(nodes, i)
+		}
+	}
+	for i := range blocks {
+		if i >= length {
+			delete(blocks, i)
+		}
+	}
 }
 
 // Close implements Storage.
