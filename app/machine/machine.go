@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -21,7 +22,9 @@ import (
 	"github.com/hyperos/hyperos/guest/cmdline"
 	"github.com/hyperos/hyperos/guest/ready"
 	"github.com/hyperos/hyperos/vm"
+	"github.com/hyperos/hyperos/vm/lease"
 	"github.com/hyperos/hyperos/vm/qemu"
+	"github.com/hyperos/hyperos/vm/vfkit"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -105,16 +108,28 @@ func Open(p config.Paths) (*Machine, error) {
 	return &Machine{Paths: p, Settings: s, Log: slog.Default(), Exe: exe, WD: wd}, nil
 }
 
+// driverName is the configured driver, or the platform's best: vfkit (Apple's
+// Virtualization framework) on macOS when it is installed, QEMU elsewhere.
 func (m *Machine) driverName() string {
 	if m.Settings.Driver != "" {
 		return m.Settings.Driver
+	}
+	if runtime.GOOS == "darwin" {
+		if _, err := exec.LookPath("vfkit"); err == nil {
+			return "vfkit"
+		}
+		if exe, err := os.Executable(); err == nil {
+			if _, err := os.Stat(filepath.Join(filepath.Dir(exe), "vfkit")); err == nil {
+				return "vfkit"
+			}
+		}
 	}
 	return "qemu"
 }
 
 func (m *Machine) console() string {
 	if m.driverName() == "vfkit" {
-		return "hvc0"
+		return vfkit.Console
 	}
 	if m.Settings.Arch == "arm64" {
 		return "ttyAMA0"
@@ -139,6 +154,11 @@ func (m *Machine) driver(spec vm.Spec) (vm.Driver, error) {
 	case "qemu":
 		d := qemu.New(spec)
 		d.AccelNote = m.Paths.AccelNote()
+		d.Log = m.Log
+		return d, nil
+	case "vfkit":
+		spec.Net = vm.Network{Mode: "nat"}
+		d := vfkit.New(spec)
 		d.Log = m.Log
 		return d, nil
 	default:
@@ -179,6 +199,8 @@ func (m *Machine) Status() Status {
 			st.Accel, st.BootedAt = ri.Accel, ri.BootedAt
 			if ri.SSHPort != 0 {
 				st.SSH = fmt.Sprintf("127.0.0.1:%d", ri.SSHPort)
+			} else if ip := firstIPv4(ri.Ready.IPs); ip != "" {
+				st.SSH = net.JoinHostPort(ip, "22")
 			}
 		}
 	}
@@ -206,7 +228,7 @@ func (m *Machine) Boot(ctx context.Context, progress func(string)) (Status, erro
 	} else if err != nil {
 		return Status{}, err
 	}
-	if err := createDisk(m.Paths.DataDisk(), int64(m.Settings.DiskGB)<<30); err != nil {
+	if err := vm.CreateDisk(m.Paths.DataDisk(), int64(m.Settings.DiskGB)<<30); err != nil {
 		return Status{}, err
 	}
 	cmd, err := vm.BuildCmdline(m.console(), m.Settings.Name, vm.AuthorizedKey(signer))
@@ -249,13 +271,16 @@ func (m *Machine) Boot(ctx context.Context, progress func(string)) (Status, erro
 			}
 		}
 	}()
-	info, _, err := vm.WaitReady(ctx, spec.ConsoleLog(), 0, func() bool { return d.Pid() != 0 })
+	info, err := m.waitOnline(ctx, d, spec)
 	if err != nil {
 		d.Kill()
 		return Status{}, fmt.Errorf("boot %s: %w", m.Settings.Name, err)
 	}
 	if err := m.pin(info); err != nil {
 		return Status{}, err
+	}
+	if m.driverName() != "qemu" {
+		port = 0 // reached at its own address, not through a forward
 	}
 	ri := runtimeInfo{SSHPort: port, Accel: accel, Driver: m.driverName(), BootedAt: start, Ready: info}
 	b, _ := json.MarshalIndent(ri, "", "  ")
@@ -264,6 +289,66 @@ func (m *Machine) Boot(ctx context.Context, progress func(string)) (Status, erro
 	}
 	progress(fmt.Sprintf("Online in %s", time.Since(start).Round(100*time.Millisecond)))
 	return m.Status(), nil
+}
+
+// waitOnline waits for the ready line. Under QEMU's user networking the guest is
+// reached through the SSH forward, so the first ready line will do; on a NAT or
+// bridged network the host needs the guest's own address, which may come with a
+// later ready line (after DHCP) or first in the DHCP server's lease file.
+func (m *Machine) waitOnline(ctx context.Context, d vm.Driver, spec vm.Spec) (ready.Info, error) {
+	alive := func() bool { return d.Pid() != 0 }
+	info, off, err := vm.WaitReady(ctx, spec.ConsoleLog(), 0, alive)
+	if err != nil || m.driverName() == "qemu" {
+		return info, err
+	}
+	mac, _ := net.ParseMAC(vm.MACFor(spec.Name))
+	leases := make(chan lease.Lease, 1)
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if runtime.GOOS == "darwin" {
+		go func() {
+			if l, err := lease.Bootpd(lease.BootpdPath).Wait(lctx, mac, spec.Name); err == nil {
+				leases <- l
+			}
+		}()
+	}
+	readies := make(chan ready.Info)
+	errs := make(chan error, 1)
+	go func() {
+		for off := off; ; {
+			i, o, err := vm.WaitReady(lctx, spec.ConsoleLog(), off, alive)
+			if err != nil {
+				errs <- err
+				return
+			}
+			off = o
+			select {
+			case readies <- i:
+			case <-lctx.Done():
+				return
+			}
+		}
+	}()
+	for firstIPv4(info.IPs) == "" {
+		select {
+		case i := <-readies:
+			info = i
+		case l := <-leases:
+			info.IPs = append([]string{l.IP.String()}, info.IPs...)
+		case err := <-errs:
+			return info, err
+		}
+	}
+	return info, nil
+}
+
+func firstIPv4(ips []string) string {
+	for _, ip := range ips {
+		if a := net.ParseIP(ip); a != nil && a.To4() != nil {
+			return ip
+		}
+	}
+	return ""
 }
 
 // pin records the host keys from the ready line. The console is a private channel
@@ -356,23 +441,6 @@ func (m *Machine) Kill() error {
 		return ErrNotRunning
 	}
 	return d.Kill()
-}
-
-// createDisk makes the data disk as a sparse file on first boot only.
-func createDisk(path string, size int64) error {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("create data disk: %w", err)
-	}
-	defer f.Close()
-	if err := f.Truncate(size); err != nil {
-		os.Remove(path)
-		return fmt.Errorf("size data disk: %w", err)
-	}
-	return nil
 }
 
 func freePort() (int, error) {
