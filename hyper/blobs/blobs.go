@@ -49,9 +49,6 @@ type Seeker interface {
 	Seek(ctx context.Context, byteOffset uint64) (index, relative uint64, err error)
 }
 
-// ErrNotFound is returned when a blob's blocks are outside the core.
-var ErrNotFound = errors.New("blobs: blob is not in the core")
-
 // ID names a blob. Hyperdrive stores it as JSON inside a file's entry, with
 // the fields in the order MarshalJSON writes them.
 type ID struct {
