@@ -86,6 +86,19 @@ func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.W
 
 var errUsage = errors.New("usage")
 
+// env is what a command gets.
+type env struct {
+	paths          config.Paths
+	fs             *flag.FlagSet
+	args           []string
+	stdin          *os.File
+	stdout, stderr io.Writer
+}
+
+// commands holds the commands defined in other files of this package (each adds
+// itself in an init function), so that a feature's CLI lives beside its wiring.
+var commands = map[string]func(context.Context, env) error{}
+
 func dispatch(ctx context.Context, cmd string, args []string, stdin *os.File, stdout, stderr io.Writer) error {
 	paths, err := config.Default()
 	if err != nil {
@@ -93,6 +106,9 @@ func dispatch(ctx context.Context, cmd string, args []string, stdin *os.File, st
 	}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	if c, ok := commands[cmd]; ok {
+		return c(ctx, env{paths: paths, fs: fs, args: args, stdin: stdin, stdout: stdout, stderr: stderr})
+	}
 	switch cmd {
 	case "version":
 		fmt.Fprintln(stdout, version)
