@@ -251,20 +251,18 @@ func (c *Conn) handshake(ctx context.Context) (err error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if dl, ok := ctx.Deadline(); ok {
-		if err := c.raw.SetDeadline(dl); err != nil {
-			return fmt.Errorf("secretstream %s handshake: set deadline: %w", c.role(), err)
-		}
-	}
-	// Interrupt blocked I/O as soon as the context is cancelled.
+	// Interrupt blocked I/O when the context ends. The deadline is only
+	// touched then, so a caller's own deadlines survive a handshake, and
+	// any I/O error after that point is reported as the context's.
 	stop := context.AfterFunc(ctx, func() { _ = c.raw.SetDeadline(time.Unix(1, 0)) })
 	defer func() {
-		if !stop() {
-			// The AfterFunc ran: the context ended, which is the real cause.
+		fired := !stop()
+		if err != nil && ctx.Err() != nil {
 			err = fmt.Errorf("secretstream %s handshake: %w (%v)", c.role(), context.Cause(ctx), err)
-		}
-		if err == nil {
-			err = c.raw.SetDeadline(time.Time{})
+		} else if err == nil && fired {
+			// The context ended just as we finished; the connection's
+			// deadline is now in the past, so it is unusable.
+			err = fmt.Errorf("secretstream %s handshake: %w", c.role(), context.Cause(ctx))
 		}
 	}()
 
