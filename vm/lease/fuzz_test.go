@@ -8,10 +8,17 @@ import (
 	"testing"
 )
 
+// Run each for a while with, for example:
+//
+//	go test -run '^$' -fuzz '^FuzzParseBootpd$' -fuzztime 30s -fuzzminimizetime 200x ./vm/lease
+//
+// The bounded minimization matters here: with the default (60 s per new input)
+// the workers spend most of a short run minimizing instead of executing.
+
 // checkLeases holds for every parser: a lease always has a valid address and its
 // source, and a MAC when it has one is of a length net.ParseMAC accepts.
 func checkLeases(t *testing.T, leases []Lease, source string) {
-	for _, l := range leases {
+	for i, l := range leases {
 		if !l.IP.IsValid() || l.Source != source {
 			t.Fatalf("bad lease %+v", l)
 		}
@@ -21,8 +28,9 @@ func checkLeases(t *testing.T, leases []Lease, source string) {
 		if strings.ContainsAny(l.Hostname, "\n") {
 			t.Fatalf("hostname %q", l.Hostname)
 		}
-		// Whatever a parser returns, Find on it must find its own entries.
-		if len(l.MAC) > 0 {
+		// Whatever a parser returns, Find on it must find its own entries
+		// (checked for the first few: Find is linear, and fuzzed files are big).
+		if len(l.MAC) > 0 && i < 16 {
 			if _, ok := Find(leases, l.MAC, ""); !ok {
 				t.Fatal("Find misses a parsed MAC")
 			}
