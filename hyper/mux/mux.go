@@ -95,6 +95,9 @@ type PairFunc func(m *Mux, protocol string, id []byte)
 type ChannelConfig struct {
 	// Protocol names the protocol, e.g. "hypercore/alpha".
 	Protocol string
+	// Aliases are other protocol names a remote open may use for this
+	// channel (Hypercore registers "hypercore" for "hypercore/alpha").
+	Aliases []string
 	// ID optionally distinguishes channels of one protocol (Hypercore
 	// uses the discovery key). Nil and empty are the same: no id.
 	ID []byte
@@ -165,6 +168,7 @@ type remoteSlot struct {
 }
 
 type info struct {
+	keys     []string // the protocol's key and its aliases' keys
 	opened   int
 	outgoing []uint64 // our local ids whose open the remote has not answered
 	incoming []uint64 // remote ids whose open we have not answered
@@ -261,18 +265,28 @@ func (m *Mux) Opened(protocol string, id []byte) bool {
 	return in != nil && in.opened > 0
 }
 
-func (m *Mux) getInfo(k string) *info {
+// getInfo returns the state for a (protocol, id) key, creating it with
+// the given alias keys, which then lead to the same state (as Node's _get).
+func (m *Mux) getInfo(k string, aliases ...string) *info {
 	in := m.infos[k]
 	if in == nil {
-		in = &info{}
+		in = &info{keys: []string{k}}
 		m.infos[k] = in
+		for _, a := range aliases {
+			if m.infos[a] == nil {
+				in.keys = append(in.keys, a)
+				m.infos[a] = in
+			}
+		}
 	}
 	return in
 }
 
 func (m *Mux) gc(k string) {
 	if in := m.infos[k]; in != nil && in.opened == 0 && len(in.outgoing) == 0 && len(in.incoming) == 0 {
-		delete(m.infos, k)
+		for _, key := range in.keys {
+			delete(m.infos, key)
+		}
 	}
 }
 
@@ -297,7 +311,11 @@ func (m *Mux) Open(cfg ChannelConfig) (*Channel, error) {
 		m.mu.Unlock()
 		return nil, ErrClosed
 	}
-	in := m.getInfo(ch.key)
+	aliases := make([]string, len(cfg.Aliases))
+	for i, a := range cfg.Aliases {
+		aliases[i] = key(a, cfg.ID)
+	}
+	in := m.getInfo(ch.key, aliases...)
 	if in.opened > 0 {
 		m.mu.Unlock()
 		return nil, fmt.Errorf("open %q: %w", cfg.Protocol, ErrAlreadyOpen)

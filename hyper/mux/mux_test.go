@@ -470,3 +470,46 @@ func TestWriteQueueBound(t *testing.T) {
 		t.Fatal("send after shutdown succeeded")
 	}
 }
+
+// TestAliases checks that a remote open under an alias reaches the channel,
+// as Hypercore's "hypercore" alias of "hypercore/alpha" does.
+func TestAliases(t *testing.T) {
+	ma, mb := securePair(t)
+	ca, err := ma.Open(ChannelConfig{Protocol: "hypercore/alpha", Aliases: []string{"hypercore"}, ID: []byte{9}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each side's open reaches the other through an alias. (A side
+	// without the alias would reject the other's open, and that reject of
+	// a channel already opened through the alias is a protocol error, in
+	// Node as here.)
+	cb, err := mb.Open(ChannelConfig{Protocol: "hypercore", Aliases: []string{"hypercore/alpha"}, ID: []byte{9}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ma.Start()
+	mb.Start()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := ca.WaitOpen(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cb.WaitOpen(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !ma.Opened("hypercore", []byte{9}) {
+		t.Error("alias not registered")
+	}
+	if err := ca.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if ma.Opened("hypercore", []byte{9}) || ma.Opened("hypercore/alpha", []byte{9}) {
+		t.Error("alias outlived the channel")
+	}
+	ma.mu.Lock()
+	n := len(ma.infos)
+	ma.mu.Unlock()
+	if n != 0 {
+		t.Errorf("%d infos left after close", n)
+	}
+}
