@@ -296,3 +296,112 @@ func TestLiveGoSparseReplicaSeedsNode(t *testing.T) {
 		}
 	}
 }
+
+// TestLiveNodeTruncatesGoFollows: Node's writer truncates and regrows its
+// core while a Go reader replicates it; the reader must move to the new
+// fork and read the new blocks.
+func TestLiveNodeTruncatesGoFollows(t *testing.T) {
+	b := startBridge(t, "seed", "30")
+	first := <-b.lines
+	var key string
+	json.Unmarshal(first["key"], &key)
+	r, err := NewReader(store.NewMemory(), key32(t, key), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewReplicator(r).AddPeer(b.send)
+	if err := p.Open(); err != nil {
+		t.Fatal(err)
+	}
+	regrown := make(chan map[string]json.RawMessage, 1)
+	b.pumps.Add(1)
+	go func() {
+		defer b.pumps.Done()
+		for {
+			o := b.pump(t, p)
+			if o == nil {
+				return
+			}
+			if o["regrown"] != nil {
+				regrown <- o
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	waitFor(t, "upgrade from Node", func() bool { return r.Length() == 30 })
+	for _, i := range []uint64{2, 25} {
+		if _, err := r.Get(ctx, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.mu.Lock()
+	fmt.Fprintf(b.in, "{\"truncate\":20,\"more\":6}\n")
+	b.mu.Unlock()
+	var o map[string]json.RawMessage
+	select {
+	case o = <-regrown:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Node did not truncate")
+	}
+	var rg struct {
+		Fork, Length uint64
+		Blocks       []string
+	}
+	json.Unmarshal(o["regrown"], &rg)
+	waitFor(t, "Node's new fork", func() bool { return r.Fork() == rg.Fork && r.Length() == rg.Length })
+	got, err := r.Get(ctx, 23)
+	if err != nil || hex.EncodeToString(got) != rg.Blocks[3] {
+		t.Fatalf("block 23 of the new fork: %q %v", got, err)
+	}
+}
+
+// TestLiveGoTruncatesNodeFollows: a Go writer truncates and regrows while
+// Node's reader follows; Node must reach the new fork through our proofs.
+func TestLiveGoTruncatesNodeFollows(t *testing.T) {
+	w, _ := newWriter(t, 0x68, 40)
+	key := w.Key()
+	b := startBridge(t, "read", hex.EncodeToString(key[:]), "0,31,37", "38", "1")
+	p := NewReplicator(w).AddPeer(b.send)
+	if err := p.Open(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan map[string]json.RawMessage, 1)
+	b.pumps.Add(1)
+	go func() {
+		defer b.pumps.Done()
+		done <- b.pump(t, p)
+	}()
+	time.Sleep(300 * time.Millisecond) // let Node follow fork 0 first
+	if err := w.Truncate(30); err != nil {
+		t.Fatal(err)
+	}
+	var fresh [][]byte
+	for i := 30; i < 38; i++ {
+		fresh = append(fresh, []byte(fmt.Sprintf("go fork1 block %d", i)))
+	}
+	if _, err := w.Append(fresh...); err != nil {
+		t.Fatal(err)
+	}
+	var o map[string]json.RawMessage
+	select {
+	case o = <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Node reader did not reach fork 1")
+	}
+	var res struct {
+		Blocks       map[string]string
+		Length, Fork uint64
+	}
+	if o == nil || json.Unmarshal(o["result"], &res) != nil {
+		t.Fatalf("no result from Node: %v", o)
+	}
+	if res.Fork != 1 || res.Length != 38 {
+		t.Fatalf("Node at fork %d length %d", res.Fork, res.Length)
+	}
+	for _, i := range []int{31, 37} {
+		if res.Blocks[fmt.Sprint(i)] != hex.EncodeToString(fresh[i-30]) {
+			t.Errorf("Node read block %d as %q", i, res.Blocks[fmt.Sprint(i)])
+		}
+	}
+}

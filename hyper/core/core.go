@@ -32,6 +32,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hyperos/hyperos/hyper/core/flat"
 	"github.com/hyperos/hyperos/hyper/core/merkle"
 	"github.com/hyperos/hyperos/hyper/core/store"
 	"github.com/hyperos/hyperos/hyper/core/wire"
@@ -86,8 +87,8 @@ type Core struct {
 
 // Event tells replication what changed locally.
 type Event struct {
-	// Appended is set when the signed length grew (by Append or a
-	// verified upgrade).
+	// Appended is set when the signed head changed: an Append, a
+	// verified upgrade, or a truncation (a new fork).
 	Appended bool
 	// Block is the index of a block just stored, when HasBlock is set.
 	Block    uint64
@@ -353,6 +354,42 @@ func (c *Core) Append(blocks ...[]byte) (uint64, error) {
 	return length, nil
 }
 
+// Truncate cuts a writable core back to length and moves it to the next
+// fork, as Node's core.truncate does. Readers notice the new fork in sync
+// and re-verify from the signed new head; blocks past length are deleted.
+func (c *Core) Truncate(length uint64) error {
+	if c.priv == nil {
+		return ErrNotWritable
+	}
+	c.mu.Lock()
+	if length > c.tree.Length {
+		c.mu.Unlock()
+		return fmt.Errorf("truncate to %d beyond length %d: %w", length, c.tree.Length, ErrOutOfBounds)
+	}
+	roots, err := merkle.RootsAt(c.st, length)
+	if err != nil {
+		c.mu.Unlock()
+		return fmt.Errorf("truncate: %w", err)
+	}
+	t := &merkle.Tree{Fork: c.tree.Fork + 1, Length: length, Roots: roots, ByteLength: merkle.TotalSize(roots), Prologue: c.tree.Prologue}
+	sig, err := c.verifier.Sign(merkle.NewBatch(t), c.priv)
+	if err != nil {
+		c.mu.Unlock()
+		return fmt.Errorf("truncate: %w", err)
+	}
+	t.Signature = sig
+	if err := c.st.Commit(&store.Batch{Truncate: &length, Header: c.header(t)}); err != nil {
+		c.mu.Unlock()
+		return fmt.Errorf("truncate: %w", err)
+	}
+	c.tree = t
+	c.contiguous = min(c.contiguous, length)
+	ls := c.notifyLocked()
+	c.mu.Unlock()
+	emit(ls, Event{Appended: true})
+	return nil
+}
+
 // header is the store header for tree t.
 func (c *Core) header(t *merkle.Tree) *store.Header {
 	return &store.Header{Key: c.key, Manifest: c.manifest, Fork: t.Fork, Length: t.Length, Signature: t.Signature, SecretKey: c.priv}
@@ -496,6 +533,9 @@ func (c *Core) Apply(d *wire.Data) (err error) {
 		}
 		return nil
 	}
+	if d.Fork != c.tree.Fork && c.tree.Length > 0 {
+		return c.reorgLocked(d, verifier, manifest, &locked)
+	}
 	b, err := merkle.Verify(c.tree, c.st, d, verifier)
 	if err != nil {
 		return fmt.Errorf("apply data for request %d: %w", d.Request, err)
@@ -526,6 +566,62 @@ func (c *Core) Apply(d *wire.Data) (err error) {
 	if b.Upgraded {
 		emit(ls, Event{Appended: true})
 	}
+	if d.Block != nil {
+		emit(ls, Event{Block: d.Block.Index, HasBlock: true})
+	}
+	return nil
+}
+
+// reorgLocked moves a replica to a newer fork of the core: the proof must
+// carry a signed upgrade from 0, so it is verified against an empty tree.
+// Everything after the first new root that differs from what we hold is
+// dropped (more than strictly needed, but never a stale node or block),
+// then the new head and the proof's nodes are stored, in one commit.
+func (c *Core) reorgLocked(d *wire.Data, verifier *merkle.Verifier, manifest *wire.Manifest, locked *bool) error {
+	if d.Fork < c.tree.Fork {
+		return fmt.Errorf("apply data: proof for old fork %d, core at %d: %w", d.Fork, c.tree.Fork, merkle.ErrInvalidProof)
+	}
+	if d.Upgrade == nil || d.Upgrade.Start != 0 {
+		return fmt.Errorf("apply data: fork %d without a full upgrade: %w", d.Fork, merkle.ErrInvalidProof)
+	}
+	b, err := merkle.Verify(&merkle.Tree{Prologue: c.tree.Prologue}, nil, d, verifier)
+	if err != nil {
+		return fmt.Errorf("apply fork %d: %w", d.Fork, err)
+	}
+	var ancestors uint64
+	for _, r := range b.Roots {
+		if flat.RightSpan(r.Index) >= 2*c.tree.Length {
+			break
+		}
+		have, ok, err := c.st.GetNode(r.Index)
+		if err != nil {
+			return fmt.Errorf("apply fork %d: %w", d.Fork, err)
+		}
+		if !ok || have != r {
+			break
+		}
+		ancestors = flat.RightSpan(r.Index)/2 + 1
+	}
+	tree := b.Tree()
+	if tree.Prologue == nil {
+		tree.Prologue = c.tree.Prologue
+	}
+	sb := &store.Batch{Truncate: &ancestors, Nodes: b.Nodes,
+		Header: &store.Header{Key: c.key, Manifest: manifest, Fork: tree.Fork, Length: tree.Length, Signature: tree.Signature, SecretKey: c.priv}}
+	if d.Block != nil {
+		sb.Blocks = []store.Block{{Index: d.Block.Index, Value: d.Block.Value}}
+	}
+	if err := c.st.Commit(sb); err != nil {
+		return fmt.Errorf("store fork %d: %w", d.Fork, err)
+	}
+	c.tree = tree
+	c.manifest, c.verifier = manifest, verifier
+	c.contiguous = min(c.contiguous, ancestors)
+	c.advanceContiguous()
+	ls := c.notifyLocked()
+	*locked = false
+	c.mu.Unlock()
+	emit(ls, Event{Appended: true})
 	if d.Block != nil {
 		emit(ls, Event{Block: d.Block.Index, HasBlock: true})
 	}

@@ -27,8 +27,11 @@ import (
 //   - A request unanswered for RequestTimeout is cancelled and the peer is
 //     skipped for as long, so another peer gets the chance.
 //
-// Missing for now: reorgs (fork changes with a non-empty local core),
-// push and hotswaps.
+//   - A remote on a newer fork (the writer truncated) is asked for its
+//     whole signed head; Core.Apply then drops what the fork replaced.
+//
+// Missing for now: push, hotswaps, and Node's finer-grained reorg that
+// keeps every unchanged block (we keep only whole unchanged root trees).
 
 // MaxInflight bounds the requests we keep outstanding per peer.
 const MaxInflight = 64
@@ -526,11 +529,20 @@ func (r *Replicator) updateLocked() {
 			if !r.usable(p) {
 				continue
 			}
-			if p.remoteLength <= t.Length || (p.remoteFork != t.Fork && t.Length > 0) {
+			var up *wire.RequestUpgrade
+			switch {
+			case p.remoteFork == t.Fork || t.Length == 0:
+				if p.remoteLength > t.Length {
+					up = &wire.RequestUpgrade{Start: t.Length, Length: p.remoteLength - t.Length}
+				}
+			case p.remoteFork > t.Fork && p.remoteLength > 0:
+				// the writer truncated: re-verify its new head from scratch
+				up = &wire.RequestUpgrade{Start: 0, Length: p.remoteLength}
+			}
+			if up == nil {
 				continue
 			}
-			req := &wire.Request{ID: p.nextID(), Fork: p.remoteFork,
-				Upgrade: &wire.RequestUpgrade{Start: t.Length, Length: p.remoteLength - t.Length}, Manifest: needManifest}
+			req := &wire.Request{ID: p.nextID(), Fork: p.remoteFork, Upgrade: up, Manifest: needManifest}
 			p.inflight[req.ID] = &pending{req, r.now()}
 			r.upgrading = p
 			p.queue(req)

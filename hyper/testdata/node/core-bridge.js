@@ -8,9 +8,12 @@
 // such line read from stdin. The bridge opens the channel with a valid
 // capability for its role, standing in for the Go peer's transport.
 //
-//   node core-bridge.js seed <blocks>   Node seeds, prints {"key", "blocks"} first
-//   node core-bridge.js read <keyhex> <index,...> <length>
-//                                       Node reads, prints {"result": ...} at the end
+//   node core-bridge.js seed <blocks>   Node seeds, prints {"key", "blocks"} first;
+//                                       a {"truncate": n, "more": k} line makes it
+//                                       truncate and append k new blocks
+//   node core-bridge.js read <keyhex> <index,...> <length> [fork]
+//                                       Node reads once it reached length (and
+//                                       fork), prints {"result": ...} at the end
 const fs = require('fs')
 const os = require('os')
 const path = require('path')
@@ -29,6 +32,14 @@ const out = (o) => fs.writeSync(1, JSON.stringify(o) + '\n')
 
 function blockAt (i) {
   return b4a.from('node block ' + i + ' ' + 'y'.repeat(i % 23))
+}
+
+async function regrow (core, length, more) {
+  await core.truncate(length)
+  const blocks = []
+  for (let i = 0; i < more; i++) blocks.push(b4a.from('node fork' + core.fork + ' block ' + (length + i)))
+  await core.append(blocks)
+  out({ regrown: { fork: core.fork, length: core.length, blocks: blocks.map((b) => b4a.toString(b, 'hex')) } })
 }
 
 async function bridge (core) {
@@ -53,6 +64,10 @@ async function bridge (core) {
   rl.on('line', (line) => {
     if (!line.trim()) return
     const o = JSON.parse(line)
+    if (o.truncate !== undefined) {
+      regrow(core, o.truncate, o.more).catch((err) => { console.error(err); process.exit(1) })
+      return
+    }
     ch.messages[o.msg].send(b4a.from(o.hex, 'hex'))
   })
   return rl
@@ -76,13 +91,18 @@ async function main () {
     const key = b4a.from(args[0], 'hex')
     const wanted = args[1].split(',').map(Number)
     const length = Number(args[2])
+    const fork = Number(args[3] || 0)
     const core = new Hypercore(tmp(), key)
     await core.ready()
     await bridge(core)
     const result = { blocks: {}, length: 0, contiguous: 0 }
-    while (core.length < length) await new Promise((resolve) => setTimeout(resolve, 10)).then(() => core.update({ wait: true }))
+    while (core.length < length || core.fork < fork) {
+      await new Promise((resolve) => setTimeout(resolve, 10))
+      await core.update({ wait: true })
+    }
     for (const i of wanted) result.blocks[i] = b4a.toString(await core.get(i), 'hex')
     result.length = core.length
+    result.fork = core.fork
     result.manifest = core.manifest ? b4a.toString(c.encode(m.manifest, core.manifest), 'hex') : null
     out({ result })
     process.exit(0)
