@@ -168,6 +168,7 @@ type Replicator struct {
 	// outbox collects messages while mu is held; flushed in order after.
 	outbox     []outMsg
 	extensions map[string]func(*Peer, []byte)
+	closed     bool
 	// RequestTimeout overrides DefaultRequestTimeout when set before use.
 	RequestTimeout time.Duration
 	now            func() time.Time
@@ -217,6 +218,7 @@ type Peer struct {
 func (r *Replicator) AddPeer(send func(wire.Message) error) *Peer {
 	p := &Peer{r: r, send: send, inflight: map[uint64]*pending{}, wantSent: map[uint64]bool{}}
 	r.mu.Lock()
+	p.closed = r.closed
 	r.peers = append(r.peers, p)
 	r.mu.Unlock()
 	return p
@@ -615,15 +617,39 @@ func (p *Peer) SendExtension(name string, message []byte) error {
 // fetch is Core's hook for a Get that misses.
 func (r *Replicator) fetch(index uint64) {
 	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return
+	}
 	r.wanted[index] = true
 	r.updateLocked()
 	r.flush()
+}
+
+// Close detaches the replicator from its core and forgets all peers; the
+// channels themselves belong to the transport and are closed there.
+func (r *Replicator) Close() {
+	r.core.SetFetcher(nil)
+	r.mu.Lock()
+	r.closed = true
+	for _, p := range r.peers {
+		p.closed = true
+	}
+	r.peers = nil
+	r.wanted = map[uint64]bool{}
+	r.blockInflight = map[uint64]*Peer{}
+	r.upgrading = nil
+	r.mu.Unlock()
 }
 
 // onEvent announces local changes: a new length by sync, a new block by
 // range, and re-plans requests.
 func (r *Replicator) onEvent(ev Event) {
 	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return
+	}
 	for _, p := range r.peers {
 		if !p.opened || p.closed {
 			continue

@@ -483,3 +483,24 @@ func TestCapabilityMatchesNodeTranscript(t *testing.T) {
 	}
 	t.Fatal("handshake payload not found in Node's open frame")
 }
+
+// TestReplicatorClose detaches replication: a Get then fails at once
+// instead of waiting for peers that are gone.
+func TestReplicatorClose(t *testing.T) {
+	w, _ := newWriter(t, 9, 10)
+	r, _ := NewReader(store.NewMemory(), w.Key(), nil)
+	rr := NewReplicator(r)
+	connect(t, NewReplicator(w), rr, nil)
+	waitFor(t, "upgrade", func() bool { return r.Length() == 10 })
+	rr.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, err := r.Get(ctx, 4); !errors.Is(err, ErrNotAvailable) {
+		t.Fatalf("get after close: %v", err)
+	}
+	w.Append([]byte("after close"))
+	time.Sleep(50 * time.Millisecond)
+	if r.Length() != 10 {
+		t.Fatal("closed replicator still upgraded the core")
+	}
+}
