@@ -210,7 +210,8 @@ func (m *Mux) Start() {
 	go m.readLoop()
 }
 
-// Done is closed when the mux has stopped.
+// Done is closed when the mux has stopped and its reader goroutine (if
+// started) has returned, so no callback runs after it.
 func (m *Mux) Done() <-chan struct{} { return m.done }
 
 // Err returns why the mux stopped (nil while running).
@@ -220,9 +221,10 @@ func (m *Mux) Err() error {
 	return m.err
 }
 
-// Close closes the connection and every channel, and waits for the
-// reader goroutine to finish. Messages still queued are dropped: call
-// Flush first to let them out.
+// Close closes the connection and every channel. Messages still queued
+// are dropped: call Flush first to let them out. It does not wait for the
+// reader goroutine, so that a callback may call it; wait on Done for the
+// last callback to have returned.
 func (m *Mux) Close() error {
 	m.shutdown(ErrClosed)
 	m.mu.Lock()
@@ -231,7 +233,6 @@ func (m *Mux) Close() error {
 	if !started {
 		m.doneOnce.Do(func() { close(m.done) })
 	}
-	<-m.done
 	return nil
 }
 

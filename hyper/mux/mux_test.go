@@ -513,3 +513,27 @@ func TestAliases(t *testing.T) {
 		t.Errorf("%d infos left after close", n)
 	}
 }
+
+// TestCloseFromCallback checks that a callback may close the mux.
+func TestCloseFromCallback(t *testing.T) {
+	ma, mb := securePair(t)
+	cfg := ChannelConfig{Protocol: "p", OnMessage: func(ch *Channel, typ uint64, payload []byte) {
+		_ = mb.Close()
+	}}
+	ca, _ := ma.Open(cfg)
+	if _, err := mb.Open(cfg); err != nil {
+		t.Fatal(err)
+	}
+	ma.Start()
+	mb.Start()
+	if err := ca.Send(0, []byte("close yourself")); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*Mux{mb, ma} {
+		select {
+		case <-m.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatal("mux did not stop")
+		}
+	}
+}
