@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -121,7 +122,8 @@ func (d *Driver) Args() ([]string, error) {
 		// Spec.Net.SSHPort is a QEMU user-mode forward; under NAT the guest is
 		// reached at its leased address, so there is nothing to forward.
 	default:
-		return nil, fmt.Errorf("network mode %q: vfkit supports NAT only", s.Net.Mode)
+		// "user" promises QEMU's port forward on 127.0.0.1, which NAT has not.
+		return nil, fmt.Errorf("network mode %q: vfkit supports NAT only (leave the mode empty and find the guest's address with vm/lease)", s.Net.Mode)
 	}
 	mac := s.Net.MAC
 	if mac == "" {
@@ -159,10 +161,17 @@ func (d *Driver) Args() ([]string, error) {
 	}
 	args = append(args,
 		"--device", "virtio-rng",
-		"--restful-uri", "unix://"+sock,
+		"--restful-uri", restURI(sock),
 		"--pidfile", filepath.Join(dir, filepath.Base(s.PidFile())),
 	)
 	return args, nil
+}
+
+// restURI is the --restful-uri value for a socket path. vfkit parses it as a URL,
+// so the path is percent-encoded: a state directory under "Application Support"
+// has a space, and a '%', '?' or '#' would otherwise change the path it binds.
+func restURI(sock string) string {
+	return (&url.URL{Scheme: "unix", Path: sock}).String()
 }
 
 func hasConsole(cmdline, console string) bool {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -138,6 +139,31 @@ func TestArgs_NoMac(t *testing.T) {
 	i = slices.Index(args, "--pidfile")
 	if !filepath.IsAbs(args[i+1]) {
 		t.Fatalf("relative pid file %q", args[i+1])
+	}
+}
+
+// TestRestURI_NoMac parses the --restful-uri value back the way vfkit does
+// (url.ParseRequestURI, then the path), for directories that need escaping.
+func TestRestURI_NoMac(t *testing.T) {
+	for _, dir := range []string{
+		"/Users/me/Library/Application Support/hyperos/vms/default",
+		"/tmp/100%/a?b#c",
+		"/tmp/plain",
+	} {
+		spec := testSpec(t)
+		spec.Dir = dir
+		args, err := New(spec).Args()
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw := args[slices.Index(args, "--restful-uri")+1]
+		u, err := url.ParseRequestURI(raw)
+		if err != nil {
+			t.Fatalf("%s: %v", raw, err)
+		}
+		if u.Scheme != "unix" || u.Host != "" || u.Path != filepath.Join(dir, "vfkit.sock") {
+			t.Fatalf("%s parses as scheme %q host %q path %q", raw, u.Scheme, u.Host, u.Path)
+		}
 	}
 }
 
