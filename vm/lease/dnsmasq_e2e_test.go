@@ -173,6 +173,12 @@ func TestDnsmasqLeaseE2E(t *testing.T) {
 		t.Fatalf("lease %+v: want mac %s, hostname %s, an address in 10.77.0.0/24", l, mac, name)
 	}
 
+	// The hostname alone finds the same lease: the guest sent its name.
+	byName, err := lease.Dnsmasq(leaseFile).Wait(ctx, nil, name)
+	if err != nil || byName.IP != l.IP {
+		t.Fatalf("by hostname: %+v %v, want %s", byName, err, l.IP)
+	}
+
 	// The guest agrees: a ready line lists the leased address (the first one may
 	// come before DHCP has answered).
 	var offset int64
