@@ -26,7 +26,6 @@ import (
 //   - Requests from the remote are answered with Core.Proof, or noData.
 //   - A request unanswered for RequestTimeout is cancelled and the peer is
 //     skipped for as long, so another peer gets the chance.
-//
 //   - A remote on a newer fork (the writer truncated) is asked for its
 //     whole signed head; Core.Apply then drops what the fork replaced.
 //
@@ -467,14 +466,14 @@ func (r *Replicator) answerWantLocked(p *Peer, start, length uint64) {
 	for from < end {
 		n := min((end-from+31)/32, maxWords)
 		words := make([]uint32, n)
-		any := false
+		nonEmpty := false
 		for i := uint64(0); i < n*32; i++ {
 			if r.core.Has(from + i) {
 				words[i/32] |= 1 << (i % 32)
-				any = true
+				nonEmpty = true
 			}
 		}
-		if any {
+		if nonEmpty {
 			p.queue(&wire.Bitfield{Start: from, Bitfield: words})
 		}
 		from += n * 32
