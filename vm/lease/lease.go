@@ -28,10 +28,11 @@ type Lease struct {
 	IP       netip.Addr
 	MAC      net.HardwareAddr // nil when the source does not record it (dnsmasq IPv6)
 	Source   string
-	// Time orders the leases of one source: for DHCP files it is the time the
-	// lease ends (bootpd's lease=, dnsmasq's expiry; zero for an infinite dnsmasq
-	// lease), for the ready line the time the line was read. A lease renewed or
-	// granted later has a later Time.
+	// Time orders the leases of one source: for dnsmasq the lease's expiry
+	// (zero for an infinite lease), for bootpd its lease= stamp (read as the
+	// expiry, as minikube does; a grant time would order the same way), for the
+	// ready line the time the line was read. A lease renewed or granted later
+	// has a later Time.
 	Time time.Time
 }
 
@@ -39,7 +40,7 @@ type Lease struct {
 // no lease has that MAC (or mac is nil), the newest whose hostname equals hostname
 // (case-insensitively, as DNS names compare). MACs are compared as bytes because
 // bootpd writes octets without leading zeros. Among leases of equal Time the first
-// in the slice wins: bootpd and dnsmasq both write their newest leases first.
+// in the slice wins (dnsmasq writes its newest leases first).
 func Find(leases []Lease, mac net.HardwareAddr, hostname string) (Lease, bool) {
 	best := -1
 	if len(mac) > 0 {
