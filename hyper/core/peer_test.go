@@ -504,3 +504,65 @@ func TestReplicatorClose(t *testing.T) {
 		t.Fatal("closed replicator still upgraded the core")
 	}
 }
+
+// TestConcurrentReplication appends on the writer while several
+// goroutines read random blocks from a reader that has two seeders (the
+// writer and a second replica), to shake out races and deadlocks.
+func TestConcurrentReplication(t *testing.T) {
+	w, _ := newWriter(t, 10, 50)
+	mid, _ := NewReader(store.NewMemory(), w.Key(), nil)
+	r, _ := NewReader(store.NewMemory(), w.Key(), nil)
+	wr, mr, rr := NewReplicator(w), NewReplicator(mid), NewReplicator(r)
+	connect(t, wr, mr, nil)
+	connect(t, wr, rr, nil)
+	connect(t, mr, rr, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 50; i < 150; i++ {
+			if _, err := w.Append([]byte(fmt.Sprintf("block %d %s", i, bytes.Repeat([]byte{'x'}, i%17)))); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	errs := make(chan error, 8)
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for k := 0; k < 40; k++ {
+				i := uint64((g*37 + k*11) % 150)
+				var target *Core = r
+				if k%3 == 0 {
+					target = mid
+				}
+				for target.Length() <= i {
+					if ctx.Err() != nil {
+						errs <- ctx.Err()
+						return
+					}
+					time.Sleep(time.Millisecond)
+				}
+				got, err := target.Get(ctx, i)
+				if err != nil {
+					errs <- fmt.Errorf("get %d: %w", i, err)
+					return
+				}
+				want := fmt.Sprintf("block %d %s", i, bytes.Repeat([]byte{'x'}, int(i)%17))
+				if string(got) != want {
+					errs <- fmt.Errorf("block %d = %q", i, got)
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
