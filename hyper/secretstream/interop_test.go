@@ -1,0 +1,152 @@
+package secretstream
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// nodeDir is the pinned Node.js package folder shared by the interop tests.
+const nodeDir = "../testdata/node"
+
+// requireNode returns the node binary, installing the pinned packages with
+// npm ci if they are missing. Without Node the test is skipped, except in
+// CI (CI=true), where a missing prerequisite is a failure.
+func requireNode(t *testing.T) string {
+	t.Helper()
+	missing := func(format string, args ...any) string {
+		msg := fmt.Sprintf(format, args...)
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+		return ""
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		return missing("node not found: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(nodeDir, "node_modules", "@hyperswarm", "secret-stream", "package.json")); err != nil {
+		npm, err := exec.LookPath("npm")
+		if err != nil {
+			return missing("node_modules missing and npm not found: %v", err)
+		}
+		cmd := exec.Command(npm, "ci", "--no-audit", "--no-fund")
+		cmd.Dir = nodeDir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return missing("npm ci in %s: %v\n%s", nodeDir, err, out)
+		}
+	}
+	return node
+}
+
+// TestInteropPresetKeys runs FromKeys against Node's NoiseSecretStream
+// started with { handshake } (the hyperdht path), with Go in either role.
+func TestInteropPresetKeys(t *testing.T) {
+	node := requireNode(t)
+	is, rs := seedKP(t, 0x31), seedKP(t, 0x32)
+	ini := newHandshake(true, is, seedKP(t, 0x41))
+	res := newHandshake(false, rs, seedKP(t, 0x42))
+	for !ini.complete || !res.complete {
+		w, r := ini, res
+		if ini.step%2 == 1 {
+			w, r = res, ini
+		}
+		msg, err := w.writeMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.readMessage(msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, goInitiator := range []bool{true, false} {
+		t.Run("go-initiator="+strconv.FormatBool(goInitiator), func(t *testing.T) {
+			goHS, nodeHS := ini, res
+			goKP, nodeKP := is, rs
+			if !goInitiator {
+				goHS, nodeHS, goKP, nodeKP = res, ini, rs, is
+			}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			_, port, _ := net.SplitHostPort(ln.Addr().String())
+			cmd := exec.Command(node, "transport-preset.js", port, strconv.FormatBool(!goInitiator),
+				hex.EncodeToString(nodeHS.tx[:]), hex.EncodeToString(nodeHS.rx[:]), hex.EncodeToString(nodeHS.hash[:]),
+				hex.EncodeToString(nodeKP.Public), hex.EncodeToString(goKP.Public))
+			cmd.Dir = nodeDir
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				if cmd.ProcessState == nil {
+					_ = cmd.Process.Kill()
+					_ = cmd.Wait()
+				}
+			}()
+			_ = ln.(*net.TCPListener).SetDeadline(time.Now().Add(15 * time.Second))
+			raw, err := ln.Accept()
+			if err != nil {
+				t.Fatalf("accept: %v\n%s", err, stderr.String())
+			}
+			defer raw.Close()
+			_ = raw.SetDeadline(time.Now().Add(15 * time.Second))
+			c := FromKeys(raw, goInitiator, Keys{Tx: goHS.tx, Rx: goHS.rx, Hash: goHS.hash[:], PublicKey: goKP.Public, RemotePublicKey: nodeKP.Public}, nil)
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			if err := c.Handshake(ctx); err != nil {
+				t.Fatalf("header exchange: %v\n%s", err, stderr.String())
+			}
+			big := bytes.Repeat([]byte("0123456789abcdef"), 40000)
+			for _, msg := range [][]byte{[]byte("hello"), big, []byte("bye")} {
+				if err := c.WriteMessage(msg); err != nil {
+					t.Fatal(err)
+				}
+				got, err := c.ReadMessage()
+				if err != nil {
+					t.Fatalf("read: %v\n%s", err, stderr.String())
+				}
+				if !bytes.Equal(got, append([]byte("echo:"), msg...)) {
+					t.Fatalf("got %d bytes %.20q", len(got), got)
+				}
+			}
+			// Node ended its side after 'bye'; we see the end of the stream.
+			if _, err := c.ReadMessage(); err == nil {
+				t.Fatal("expected the end of the stream")
+			}
+			_ = c.Close()
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("node: %v\n%s", err, stderr.String())
+			}
+			sc := bufio.NewScanner(&stdout)
+			var events []string
+			for sc.Scan() {
+				var ev map[string]any
+				if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+					t.Fatalf("node printed %q", sc.Text())
+				}
+				if ev["event"] == "error" {
+					t.Fatalf("node error: %v", ev)
+				}
+				events = append(events, fmt.Sprint(ev["event"]))
+			}
+			if len(events) != 4 || events[3] != "closed" {
+				t.Fatalf("node events %v", events)
+			}
+		})
+	}
+}
