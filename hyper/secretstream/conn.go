@@ -456,7 +456,9 @@ func (c *Conn) keepAlive() {
 	}
 }
 
-// Read reads decrypted bytes, ignoring message boundaries.
+// Read reads decrypted bytes, ignoring message boundaries. Use either
+// Read or ReadMessage on a Conn, not both: bytes Read has buffered are
+// not returned by ReadMessage.
 func (c *Conn) Read(b []byte) (int, error) {
 	if err := c.Handshake(context.Background()); err != nil {
 		return 0, err
