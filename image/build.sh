@@ -30,7 +30,9 @@ die() { printf 'image: %s\n' "$*" >&2; exit 1; }
 
 case $ARCH in
 amd64) KFLAVOUR=amd64; KOUT=vmlinuz ;;
-arm64) KFLAVOUR=arm64; KOUT=Image ;;
+# Debian's cloud flavour for arm64: built for VMs, its uncompressed Image (which
+# Apple's Virtualization framework requires) is 6 MB smaller than the generic one.
+arm64) KFLAVOUR=cloud-arm64; KOUT=Image ;;
 *) die "unknown ARCH '$ARCH' (amd64 or arm64)" ;;
 esac
 
@@ -79,7 +81,7 @@ mkdir -p "$DEBS" "$OUT"
 
 # --- 1+2. rootfs and kernel package -----------------------------------------
 packages=$(grep -v '^#' image/packages.txt | tr -s ' \n' ',' | sed 's/^,//; s/,$//')
-key=$( (echo "$ARCH $SUITE"; cat image/packages.txt; sed -n '/^# --- 1+2/,/^# --- 3/p' "$0"; cat "${SOURCES[@]}" 2>/dev/null) | sha256sum | cut -c1-16)
+key=$( (echo "$ARCH $SUITE $KFLAVOUR"; cat image/packages.txt; sed -n '/^# --- 1+2/,/^# --- 3/p' "$0"; cat "${SOURCES[@]}" 2>/dev/null) | sha256sum | cut -c1-16)
 ROOTFS=$CACHE/rootfs
 if [ "$(cat "$CACHE/rootfs.key" 2>/dev/null)" != "$key" ] || [ ! -d "$ROOTFS" ]; then
 	say "building the $SUITE/$ARCH root file system (mmdebstrap; packages cached in $DEBS)"
