@@ -436,7 +436,7 @@ func (d *Decoder) Fixed(n int) ([]byte, error) {
 	if n < 0 {
 		return nil, d.fail("fixed", ErrOutOfBounds)
 	}
-	return d.take(fmt.Sprintf("fixed%d", n), uint64(n))
+	return d.take("fixed", uint64(n))
 }
 
 // Fixed32 reads exactly 32 bytes into an array (a copy).

@@ -458,3 +458,29 @@ func TestDoneTrailing(t *testing.T) {
 		t.Errorf("Remaining %d Offset %d", d.Remaining(), d.Offset())
 	}
 }
+
+// TestDecoderDoesNotAllocate keeps the hot decoding paths allocation-free
+// (Hypercore decodes every message with them).
+func TestDecoderDoesNotAllocate(t *testing.T) {
+	var e Encoder
+	e.Uint(70000)
+	e.Buffer([]byte("payload"))
+	e.Fixed32(make([]byte, 32))
+	e.Fixed(16, make([]byte, 16))
+	e.Bool(true)
+	buf := e.Bytes()
+	allocs := testing.AllocsPerRun(100, func() {
+		d := NewDecoder(buf)
+		_, _ = d.Uint()
+		_, _ = d.Buffer()
+		_, _ = d.Fixed32()
+		_, _ = d.Fixed(16)
+		_, _ = d.Bool()
+		if d.Done() != nil {
+			panic("bad")
+		}
+	})
+	if allocs > 1 { // the Decoder itself may escape
+		t.Fatalf("%v allocations per decode", allocs)
+	}
+}
