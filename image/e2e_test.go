@@ -171,3 +171,33 @@ func TestImageRefusesBadInput(t *testing.T) {
 		t.Fatalf("the foreign disk was modified: %q", got)
 	}
 }
+
+// TestImageBootArm64 boots the arm64 image (an uncompressed Image, as Apple's
+// Virtualization framework needs) under qemu-system-aarch64, emulated here.
+func TestImageBootArm64(t *testing.T) {
+	t.Parallel()
+	img := vmtest.ImageDirFor(t, "arm64")
+	b, err := os.ReadFile(filepath.Join(img, "Image"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 0x40 || string(b[0x38:0x3c]) != "ARM\x64" {
+		t.Fatal("Image is not an uncompressed arm64 kernel (no ARM\\x64 magic at 0x38)")
+	}
+	if size := int64(len(b)) + fileSize(t, filepath.Join(img, "initrd.img")); size > 50e6 {
+		t.Errorf("arm64 image is %.1f MB, over the 50 MB promise", float64(size)/1e6)
+	}
+	v := vmtest.Boot(t, vmtest.Options{Name: "arm-cat", Arch: "arm64"})
+	out := v.Run("uname -m; hostname; findmnt -no FSTYPE /var/lib/hyperos; systemd-nspawn --version | head -1; test -c /dev/fuse && echo fuse-ok")
+	for _, want := range []string{"aarch64", "arm-cat", "ext4", "systemd 25", "fuse-ok"} {
+		vmtest.Contains(t, "arm64 guest", out, want)
+	}
+}
+
+func fileSize(t *testing.T, p string) int64 {
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}

@@ -42,8 +42,9 @@ type Spec struct {
 
 // Network says how the guest is connected.
 type Network struct {
-	// Mode is "user" (QEMU user-mode networking, the default) or "bridge" (a tap
-	// device on a bridge with dnsmasq, Linux only).
+	// Mode is "user" (QEMU user-mode networking, the default), "bridge" (a tap
+	// device on a bridge with dnsmasq, Linux only) or "nat" (vfkit's NAT with
+	// macOS's bootpd handing out addresses).
 	Mode    string
 	SSHPort int    // user mode: host port on 127.0.0.1 forwarded to the guest's 22
 	MAC     string // fixed MAC, derived from the name when empty

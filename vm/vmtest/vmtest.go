@@ -45,14 +45,20 @@ func Arch() string {
 // in the source tree holding this package.
 func ImageDir(t testing.TB) string {
 	t.Helper()
+	return ImageDirFor(t, Arch())
+}
+
+// ImageDirFor is ImageDir for another architecture's image.
+func ImageDirFor(t testing.TB, arch string) string {
+	t.Helper()
 	dir := os.Getenv("HYPEROS_IMAGE_DIR")
-	if dir == "" {
+	if dir == "" || arch != Arch() {
 		_, file, _, _ := runtime.Caller(0)
 		root := filepath.Join(filepath.Dir(file), "..", "..")
-		dir = filepath.Join(root, "build", "hyperos-"+Arch())
+		dir = filepath.Join(root, "build", "hyperos-"+arch)
 	}
 	kernel := "vmlinuz"
-	if Arch() == "arm64" {
+	if arch == "arm64" {
 		kernel = "Image"
 	}
 	_, errK := os.Stat(filepath.Join(dir, kernel))
@@ -80,6 +86,7 @@ type Options struct {
 	// raw text, for tests of bad input.
 	Cmdline  string
 	MemoryMB int
+	Arch     string // default: Arch()
 }
 
 // VM is a booted test VM.
@@ -97,9 +104,12 @@ type VM struct {
 // ends.
 func Boot(t testing.TB, o Options) *VM {
 	t.Helper()
-	img := ImageDir(t)
-	_, err := os.Stat("/usr/bin/qemu-system-" + map[string]string{"amd64": "x86_64", "arm64": "aarch64"}[Arch()])
-	Require(t, err == nil, "QEMU is not installed (apt-get install qemu-system-x86)")
+	if o.Arch == "" {
+		o.Arch = Arch()
+	}
+	img := ImageDirFor(t, o.Arch)
+	_, err := os.Stat("/usr/bin/qemu-system-" + map[string]string{"amd64": "x86_64", "arm64": "aarch64"}[o.Arch])
+	Require(t, err == nil, "QEMU for "+o.Arch+" is not installed (apt-get install qemu-system-x86 qemu-system-arm)")
 	dir := t.TempDir()
 	if o.Name == "" {
 		o.Name = "hyperos-test"
@@ -111,7 +121,7 @@ func Boot(t testing.TB, o Options) *VM {
 	}
 	console := "ttyS0"
 	kernel := filepath.Join(img, "vmlinuz")
-	if Arch() == "arm64" {
+	if o.Arch == "arm64" {
 		console, kernel = "ttyAMA0", filepath.Join(img, "Image")
 	}
 	var line string
@@ -140,7 +150,7 @@ func Boot(t testing.TB, o Options) *VM {
 	}
 	port := FreePort(t)
 	spec := vm.Spec{
-		Name: o.Name, Arch: Arch(), Kernel: kernel, Initrd: filepath.Join(img, "initrd.img"),
+		Name: o.Name, Arch: o.Arch, Kernel: kernel, Initrd: filepath.Join(img, "initrd.img"),
 		Cmdline: line, MemoryMB: o.MemoryMB, CPUs: 2, DataDisk: o.DataDisk,
 		Dir: filepath.Join(dir, "vm"), Net: vm.Network{Mode: "user", SSHPort: port},
 	}
