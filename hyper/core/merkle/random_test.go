@@ -235,3 +235,40 @@ func BenchmarkVerifyBlock(b *testing.B) {
 		}
 	}
 }
+
+// FuzzGenerateProof throws arbitrary requests at a seeder's proof
+// generator: it must never panic or loop, and whatever it produces for a
+// block request with an upgrade from 0 must verify for a fresh reader.
+func FuzzGenerateProof(f *testing.F) {
+	fx := loadFixture(f)
+	full, all := coreState(f, &fx.Core)
+	v := fx.Core.verifier(f)
+	blocks := fx.Core.Blocks
+	f.Add(uint8(1), uint64(3), uint64(0), uint64(0), uint64(0), uint64(0), uint64(37))
+	f.Add(uint8(4), uint64(0), uint64(0), uint64(100), uint64(1), uint64(0), uint64(37))
+	f.Add(uint8(2), uint64(7), uint64(2), uint64(0), uint64(0), uint64(16), uint64(21))
+	f.Fuzz(func(t *testing.T, flags uint8, index, nodes, bytes, padding, start, length uint64) {
+		var req ProofRequest
+		if flags&1 != 0 {
+			req.Block = &wire.RequestBlock{Index: index, Nodes: nodes}
+		} else if flags&2 != 0 {
+			req.Hash = &wire.RequestBlock{Index: index, Nodes: nodes}
+		}
+		if flags&4 != 0 {
+			req.Seek = &wire.RequestSeek{Bytes: bytes, Padding: padding}
+		}
+		if flags&8 != 0 || flags&1 == 0 {
+			req.Upgrade = &wire.RequestUpgrade{Start: start, Length: length}
+		}
+		d, err := GenerateProof(full, all, req)
+		if err != nil {
+			return
+		}
+		if req.Block != nil && req.Upgrade != nil && req.Upgrade.Start == 0 && req.Seek == nil && d.Block != nil && index < uint64(len(blocks)) {
+			d.Block.Value = blocks[index].bytes(t)
+			if _, err := Verify(&Tree{}, NodeMap{}, d, v); err != nil {
+				t.Fatalf("generated proof for %+v does not verify: %v", describe(req), err)
+			}
+		}
+	})
+}
