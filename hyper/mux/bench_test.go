@@ -49,7 +49,7 @@ func BenchmarkMuxSend(b *testing.B) {
 					if corked && i%16 == 0 {
 						ma.Cork()
 					}
-					if err := ca.Send(0, payload); err != nil {
+					if err := ca.SendContext(ctx, 0, payload); err != nil {
 						b.Fatal(err)
 					}
 					if corked && (i%16 == 15 || i == b.N-1) {

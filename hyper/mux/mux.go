@@ -480,9 +480,21 @@ func (c *Channel) WaitOpen(ctx context.Context) ([]byte, error) {
 	}
 }
 
+// SendContext is Send with backpressure: it first waits while more than
+// HighWater bytes are queued. Use it when producing many messages outside
+// a callback; callbacks should use Send, since the reader waiting for the
+// queue can deadlock two peers that both do so.
+func (c *Channel) SendContext(ctx context.Context, typ uint64, payload []byte) error {
+	if err := c.mux.waitQueue(ctx); err != nil {
+		return fmt.Errorf("send on %q: %w", c.cfg.Protocol, err)
+	}
+	return c.Send(typ, payload)
+}
+
 // Send queues a message of type typ (payload already encoded). It may be
-// called before the remote opens. It does not wait for the network; see
-// Mux.Flush.
+// called before the remote opens. It never waits for the network, so it
+// is safe in callbacks; a producer outside callbacks should use
+// SendContext, or the queue can overflow MaxQueued and end the mux.
 func (c *Channel) Send(typ uint64, payload []byte) error {
 	data := compact.AppendUint(make([]byte, 0, compact.UintSize(typ)+len(payload)), typ)
 	data = append(data, payload...)

@@ -537,3 +537,52 @@ func TestCloseFromCallback(t *testing.T) {
 		}
 	}
 }
+
+// TestSendContextPaces checks that a bulk producer using SendContext never
+// overflows the queue, however fast it sends.
+func TestSendContextPaces(t *testing.T) {
+	ma, mb := securePair(t)
+	got := make(chan int, 1024)
+	cfg := ChannelConfig{Protocol: "bulk", OnMessage: func(_ *Channel, _ uint64, p []byte) { got <- len(p) }}
+	ca, _ := ma.Open(cfg)
+	if _, err := mb.Open(cfg); err != nil {
+		t.Fatal(err)
+	}
+	ma.maxQueued = HighWater + 1<<20 // overflowing would end the mux
+	ma.Start()
+	mb.Start()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const n, size = 400, 64 << 10 // 25 MiB in all
+	go func() {
+		for i := 0; i < n; i++ {
+			<-got
+		}
+		close(got)
+	}()
+	payload := make([]byte, size)
+	for i := 0; i < n; i++ {
+		if err := ca.SendContext(ctx, 0, payload); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	if err := ma.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-got:
+	case <-ctx.Done():
+		t.Fatal("messages lost")
+	}
+	short, cancel2 := context.WithCancel(context.Background())
+	cancel2()
+	ma.qmu.Lock()
+	ma.queued += HighWater + 1 // pretend the queue is full
+	ma.qmu.Unlock()
+	if err := ca.SendContext(short, 0, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("SendContext on a full queue with a done context: %v", err)
+	}
+	ma.qmu.Lock()
+	ma.queued -= HighWater + 1
+	ma.qmu.Unlock()
+}

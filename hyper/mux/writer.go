@@ -11,8 +11,11 @@ import (
 // that sends never blocks the reader: two peers that both block writing
 // while neither reads would deadlock once their socket buffers filled.
 // Request-driven protocols such as Hypercore stay far below this; a bulk
-// producer should pace itself with Flush.
+// producer must pace itself with Channel.SendContext (or Flush).
 const MaxQueued = 64 << 20
+
+// HighWater is the queue size above which Channel.SendContext waits.
+const HighWater = 4 << 20
 
 // errQueueFull ends the mux when the remote stops reading.
 var errQueueFull = errors.New("mux: write queue over MaxQueued; the remote is not reading")
@@ -91,6 +94,25 @@ func (m *Mux) Flush(ctx context.Context) error {
 			return ErrClosed
 		case <-ctx.Done():
 			return fmt.Errorf("mux flush: %w", ctx.Err())
+		}
+		m.qmu.Lock()
+	}
+	m.qmu.Unlock()
+	return nil
+}
+
+// waitQueue waits until at most HighWater bytes are queued.
+func (m *Mux) waitQueue(ctx context.Context) error {
+	m.qmu.Lock()
+	for m.queued > HighWater && !m.qstopped {
+		progress := m.progress
+		m.qmu.Unlock()
+		select {
+		case <-progress:
+		case <-m.stopped:
+			return ErrClosed
+		case <-ctx.Done():
+			return fmt.Errorf("mux: wait for the write queue: %w", ctx.Err())
 		}
 		m.qmu.Lock()
 	}
