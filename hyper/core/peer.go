@@ -48,6 +48,10 @@ type pending struct {
 // wantAll is the range Node's compat want batching covers at once.
 const wantAll = 1 << 21
 
+// ErrMisbehaved marks errors from Peer.Handle caused by the remote, such
+// as a proof that does not verify.
+var ErrMisbehaved = errors.New("core: peer misbehaved")
+
 // ErrBadCapability means the remote could not prove it knows the core key.
 var ErrBadCapability = errors.New("core: invalid replication capability")
 
@@ -327,8 +331,9 @@ func (r *Replicator) releaseLocked(p *Peer) {
 	p.inflight = map[uint64]*pending{}
 }
 
-// Handle processes one incoming message. It returns an error for messages
-// that prove the remote misbehaves; the caller may then close the channel.
+// Handle processes one incoming message. Errors wrapping ErrMisbehaved
+// prove the remote misbehaves (the caller may close the channel); any
+// other error is a failure to send on this peer's channel.
 func (p *Peer) Handle(m wire.Message) error {
 	r := p.r
 	switch m := m.(type) {
@@ -406,7 +411,7 @@ func (p *Peer) Handle(m wire.Message) error {
 		// We answer requests synchronously, so there is nothing to cancel,
 		// and a want is answered once, so there is nothing to withdraw.
 	default:
-		return fmt.Errorf("unexpected message %T", m)
+		return fmt.Errorf("unexpected message %T: %w", m, ErrMisbehaved)
 	}
 	return p.err()
 }
@@ -435,7 +440,7 @@ func (p *Peer) onData(d *wire.Data) error {
 		p.paused = true
 		r.updateLocked()
 		r.flush()
-		return fmt.Errorf("peer sent invalid data: %w", err)
+		return fmt.Errorf("%w: invalid data: %w", ErrMisbehaved, err)
 	}
 	if d.Block != nil {
 		p.remoteHave.setRange(d.Block.Index, 1, true)

@@ -175,7 +175,9 @@ func TestTamperingSeederIsRefused(t *testing.T) {
 	}
 	select {
 	case err := <-bad.errs:
-		t.Logf("bad peer reported: %v", err)
+		if !errors.Is(err, ErrMisbehaved) {
+			t.Fatalf("bad data reported as %v", err)
+		}
 	default:
 		t.Fatal("bad data was not reported")
 	}
