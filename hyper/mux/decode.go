@@ -232,6 +232,9 @@ func (m *Mux) handleReject(localID uint64) error {
 		in.outgoing = slices.Delete(in.outgoing, i, i+1)
 		m.free = append(m.free, localID-1)
 		ch := m.local[localID-1]
+		if ch != nil && ch.closed {
+			ch = nil // the mux is shutting down and closed it already
+		}
 		if ch != nil {
 			ch.rejected = true
 			m.closeChannelLocked(ch)

@@ -576,6 +576,12 @@ func (m *Mux) readLoop() {
 			err = fmt.Errorf("mux read: %w", err)
 			break
 		}
+		m.mu.Lock()
+		closed := m.closed
+		m.mu.Unlock()
+		if closed {
+			break // Close raced with this read; deliver nothing more
+		}
 		if err = m.handleFrame(frame); err != nil {
 			break
 		}

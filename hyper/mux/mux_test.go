@@ -586,3 +586,21 @@ func TestSendContextPaces(t *testing.T) {
 	ma.queued -= HighWater + 1
 	ma.qmu.Unlock()
 }
+
+// TestRejectAfterShutdown: a reject still being decoded when the mux
+// shuts down must not close the channel a second time.
+func TestRejectAfterShutdown(t *testing.T) {
+	conn := newFakeConn()
+	m := New(conn)
+	closes := 0
+	if _, err := m.Open(ChannelConfig{Protocol: "p", OnClose: func(*Channel, bool) { closes++ }}); err != nil {
+		t.Fatal(err)
+	}
+	_ = m.Close()
+	if err := m.handleFrame([]byte{0, 2, 1}); err != nil {
+		t.Fatal(err)
+	}
+	if closes != 1 {
+		t.Fatalf("OnClose ran %d times", closes)
+	}
+}
