@@ -95,7 +95,8 @@ func namespace(name string, i byte) [32]byte {
 }
 
 // StreamID returns the id a side puts in its header frame: BLAKE2b-256
-// keyed by the handshake hash over the namespace entry for its role.
+// keyed by the handshake hash over the namespace entry for its role. The
+// hash is 64 bytes; one longer than BLAKE2b's 64-byte key limit panics.
 func StreamID(handshakeHash []byte, initiator bool) [32]byte {
 	msg := nsResponder
 	if initiator {
