@@ -11,8 +11,8 @@
 //         put <path> <size> <seed>   prints {"version"} after writing
 //       and exits when stdin closes.
 //   node share-peer.js read <keyhex> <port> [--version N] [--only p1,p2]
-//       Connects to 127.0.0.1:<port>, waits for version ≥ N (default: the
-//       peer's), reads every file (or only the listed ones) and prints
+//       Connects to 127.0.0.1:<port>, prints {"ready"} once it has a first
+//       version if N is given, waits for version ≥ N, reads every file (or only the listed ones) and prints
 //       {"version","entries","readdir"} in the same shape, then exits.
 //   node share-peer.js fetch <keyhex> <port> <path>
 //       Downloads one file as fast as Node can (the benchmark's reader):
@@ -158,7 +158,11 @@ async function main () {
     const done = store.findingPeers()
     connect(store, port)
     setTimeout(done, 2000)
-    await untilVersion(drive, Math.max(version, 1))
+    await untilVersion(drive, 1)
+    // With --version, say that we are connected and synced before waiting
+    // for the writer to get there.
+    if (version) out({ ready: drive.version })
+    await untilVersion(drive, version)
     const entries = await describe(drive, only)
     const readdir = {}
     if (!only) for (const d of ['/', '/docs', '/many']) { readdir[d] = []; for await (const n of drive.readdir(d)) readdir[d].push(n) }
