@@ -11,7 +11,7 @@ GO_TEST_FLAGS ?=
 # End-to-end packages; each boots the real image.
 E2E_PKGS ?= ./image/... ./cmd/hyperos/... ./vm/...
 
-.PHONY: all build bin console deps image run test unit e2e cross repro bench bench-image bench-cli clean
+.PHONY: all build bin console deps image image-arm64 run test unit e2e cross repro bench bench-image bench-cli clean
 
 all: build
 
@@ -26,6 +26,10 @@ build:
 ## image: build/hyperos-$(ARCH)/{vmlinuz|Image,initrd.img,manifest.txt}
 image:
 	$(SUDO) env "PATH=$(PATH)" BUILD=$(BUILD) ./image/build.sh $(ARCH)
+
+## image-arm64: the arm64 image (for Apple silicon); built under binfmt + qemu-user here
+image-arm64:
+	$(MAKE) image ARCH=arm64
 
 ## run: install what is missing, build everything, boot HyperOS and show its status
 run: deps image bin
@@ -43,7 +47,7 @@ console: image
 	./scripts/run-vm.sh $(ARCH)
 
 ## test: everything CI runs
-test: deps image
+test: deps image image-arm64
 	go vet ./...
 	$(MAKE) cross
 	go test $(GO_TEST_FLAGS) -count=1 -timeout 20m ./...
