@@ -28,9 +28,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hyperos/hyperos/hyper/corestore"
 	"github.com/hyperos/hyperos/hyper/core"
 	"github.com/hyperos/hyperos/hyper/core/wire"
+	"github.com/hyperos/hyperos/hyper/corestore"
 	"github.com/hyperos/hyperos/hyper/mux"
 	"github.com/hyperos/hyperos/hyper/secretstream"
 )
