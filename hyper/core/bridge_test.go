@@ -148,7 +148,7 @@ func TestLiveNodeSeederGoReader(t *testing.T) {
 	b.pumps.Add(1)
 	go func() { defer b.pumps.Done(); b.pump(t, p) }()
 	waitFor(t, "upgrade from Node", func() bool { return r.Length() == 40 })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for _, i := range []uint64{39, 0, 17, 18, 5} {
 		got, err := r.Get(ctx, i)
@@ -249,7 +249,7 @@ func TestLiveGoSparseReplicaSeedsNode(t *testing.T) {
 	}
 	rr := NewReplicator(replica)
 	connect(t, NewReplicator(w), rr, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	have := []uint64{5, 12, 40, 63}
 	waitFor(t, "replica upgrade", func() bool { return replica.Length() == 64 })
@@ -327,7 +327,7 @@ func TestLiveNodeTruncatesGoFollows(t *testing.T) {
 			}
 		}
 	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	waitFor(t, "upgrade from Node", func() bool { return r.Length() == 30 })
 	for _, i := range []uint64{2, 25} {
@@ -341,7 +341,7 @@ func TestLiveNodeTruncatesGoFollows(t *testing.T) {
 	var o map[string]json.RawMessage
 	select {
 	case o = <-regrown:
-	case <-time.After(10 * time.Second):
+	case <-time.After(20 * time.Second):
 		t.Fatal("Node did not truncate")
 	}
 	var rg struct {

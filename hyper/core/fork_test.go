@@ -174,7 +174,7 @@ func TestReplicatedTruncation(t *testing.T) {
 	w, blocks := newWriter(t, 0x45, 30)
 	r, _ := NewReader(store.NewMemory(), w.Key(), nil)
 	connect(t, NewReplicator(w), NewReplicator(r), nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	waitFor(t, "upgrade", func() bool { return r.Length() == 30 })
 	for _, i := range []uint64{3, 20, 29} {

@@ -342,8 +342,11 @@ func (p *Peer) Handle(m wire.Message) error {
 		p.synced = true
 		p.remoteFork, p.remoteLength, p.remoteAcked = m.Fork, m.Length, m.RemoteLength
 		p.remoteCanUp, p.remoteUpload, p.remoteDown = m.CanUpgrade, m.Uploading, m.Downloading
+		// Like Node, answer a shorter remote with our sync every time: the
+		// remote only asks for an upgrade once our sync acknowledges its
+		// current length (its "lengthAcked"), e.g. after it changed fork.
 		t := r.core.Tree()
-		if t.Fork == m.Fork && t.Length > m.Length && m.RemoteLength != t.Length {
+		if t.Fork == m.Fork && t.Length > m.Length {
 			p.queue(r.syncMessage(p))
 		}
 		r.updateLocked()
