@@ -1,0 +1,213 @@
+package lazyimage
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"math/rand"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// memSource serves an image from memory and counts what it is asked for.
+type memSource struct {
+	data    []byte
+	reads   atomic.Int64
+	bytes   atomic.Int64
+	mu      sync.Mutex
+	perBlk  map[int64]int
+	blkSize int64
+}
+
+func newMemSource(size int, seed int64) *memSource {
+	b := make([]byte, size)
+	rand.New(rand.NewSource(seed)).Read(b)
+	return &memSource{data: b, perBlk: map[int64]int{}, blkSize: 64 << 10}
+}
+
+func (m *memSource) Size() int64 { return int64(len(m.data)) }
+
+func (m *memSource) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	m.reads.Add(1)
+	m.bytes.Add(int64(len(p)))
+	m.mu.Lock()
+	m.perBlk[off/m.blkSize]++
+	m.mu.Unlock()
+	return copy(p, m.data[off:]), nil
+}
+
+func open(t *testing.T, src Source, dir string) *Image {
+	t.Helper()
+	im, err := Open(src, Options{Dir: dir, Readahead: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return im
+}
+
+func TestReadsFetchOnlyWhatTheyNeed(t *testing.T) {
+	src := newMemSource(10<<20+123, 1) // not a multiple of the block size
+	im := open(t, src, t.TempDir())
+	defer im.Close()
+	ctx := context.Background()
+	r := rand.New(rand.NewSource(2))
+	for i := 0; i < 50; i++ {
+		off := r.Int63n(src.Size())
+		buf := make([]byte, 1+r.Intn(9000))
+		n, err := im.ReadAt(ctx, buf, off)
+		if err != nil && err != io.EOF {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(buf[:n], src.data[off:off+int64(n)]) {
+			t.Fatalf("read at %d differs", off)
+		}
+	}
+	if got := im.Stats().Fetched; got > 50*2*(64<<10) || got >= src.Size() {
+		t.Fatalf("fetched %d bytes for 50 small reads", got)
+	}
+	// Reading the same places again fetches nothing.
+	before := src.bytes.Load()
+	r = rand.New(rand.NewSource(2))
+	for i := 0; i < 50; i++ {
+		off := r.Int63n(src.Size())
+		buf := make([]byte, 1+r.Intn(9000))
+		im.ReadAt(ctx, buf, off)
+	}
+	if src.bytes.Load() != before {
+		t.Fatal("cached blocks were fetched again")
+	}
+	// The tail block is short, and reading past the end says EOF.
+	buf := make([]byte, 500)
+	n, err := im.ReadAt(ctx, buf, src.Size()-100)
+	if n != 100 || err != io.EOF || !bytes.Equal(buf[:100], src.data[src.Size()-100:]) {
+		t.Fatalf("tail read: %d %v", n, err)
+	}
+}
+
+func TestConcurrentReadersFetchABlockOnce(t *testing.T) {
+	src := newMemSource(4<<20, 3)
+	im := open(t, src, t.TempDir())
+	defer im.Close()
+	var wg sync.WaitGroup
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 4096)
+			im.ReadAt(context.Background(), buf, 100<<10)
+		}()
+	}
+	wg.Wait()
+	if c := src.perBlk[1]; c != 1 {
+		t.Fatalf("block 1 fetched %d times", c)
+	}
+}
+
+func TestSequentialReadahead(t *testing.T) {
+	src := newMemSource(8<<20, 4)
+	im, err := Open(src, Options{Dir: t.TempDir(), Readahead: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64<<10)
+	im.ReadAt(context.Background(), buf, 0)
+	im.ReadAt(context.Background(), buf, 64<<10) // sequential: fetch ahead
+	im.Close()                                   // waits for readahead
+	if got := im.Stats().Cached; got < 10*(64<<10) {
+		t.Fatalf("readahead cached only %d bytes", got)
+	}
+}
+
+func TestWritesGoToTheOverlayAndPersist(t *testing.T) {
+	src := newMemSource(1<<20, 5)
+	dir := t.TempDir()
+	im := open(t, src, dir)
+	ctx := context.Background()
+	// A write inside one page, and one spanning two pages.
+	if _, err := im.WriteAt(ctx, []byte("hello"), 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := im.WriteAt(ctx, bytes.Repeat([]byte{0xAB}, 100), 4096-50); err != nil {
+		t.Fatal(err)
+	}
+	if err := im.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	// Simulate a crash: no Close; a new Image reads the files as they are.
+	want := bytes.Clone(src.data[:8192])
+	copy(want[10:], "hello")
+	copy(want[4096-50:], bytes.Repeat([]byte{0xAB}, 100))
+	im2 := open(t, src, dir)
+	got := make([]byte, 8192)
+	if _, err := im2.ReadAt(ctx, got, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("synced writes lost or the rest of their pages wrong after a crash")
+	}
+	if !bytes.Equal(src.data[:8192], newMemSource(1<<20, 5).data[:8192]) {
+		t.Fatal("the source was written")
+	}
+	if s := im2.Stats(); s.Written != 2*PageSize {
+		t.Fatalf("written %d", s.Written)
+	}
+	im.Close()
+	im2.Close()
+	if err := Discard(dir); err != nil {
+		t.Fatal(err)
+	}
+	im3 := open(t, src, dir)
+	defer im3.Close()
+	im3.ReadAt(ctx, got, 0)
+	if !bytes.Equal(got, src.data[:8192]) {
+		t.Fatal("Discard left overlay data")
+	}
+	if _, err := im3.WriteAt(ctx, []byte("x"), src.Size()); err == nil {
+		t.Fatal("a write past the end was accepted")
+	}
+}
+
+func TestUnsyncedBitsNeverOutliveTheirData(t *testing.T) {
+	src := newMemSource(1<<20, 6)
+	dir := t.TempDir()
+	im := open(t, src, dir)
+	im.WriteAt(context.Background(), []byte("not synced"), 0)
+	// Crash without Sync: the bitmap on disk must not claim the page.
+	im2 := open(t, src, dir)
+	got := make([]byte, 10)
+	im2.ReadAt(context.Background(), got, 0)
+	if !bytes.Equal(got, src.data[:10]) {
+		t.Fatalf("an unsynced write is visible after a crash: %q", got)
+	}
+	im.Close()
+	im2.Close()
+}
+
+func TestBitmapForAnotherImageIsDropped(t *testing.T) {
+	dir := t.TempDir()
+	a := newMemSource(1<<20, 7)
+	im := open(t, a, dir)
+	buf := make([]byte, 100)
+	im.ReadAt(context.Background(), buf, 0)
+	im.Close()
+	b := newMemSource(2<<20, 8) // a new version of the image
+	im2 := open(t, b, dir)
+	defer im2.Close()
+	im2.ReadAt(context.Background(), buf, 0)
+	if !bytes.Equal(buf, b.data[:100]) {
+		t.Fatal("a cache of another image was trusted")
+	}
+}
+
+func FuzzBitmapDecode(f *testing.F) {
+	b := &bitmapFile{size: 1 << 20, unit: 4096, bits: make([]uint64, 4)}
+	b.bits[1] = 0xff
+	f.Add(b.encode())
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		c := &bitmapFile{size: 1 << 20, unit: 4096, bits: make([]uint64, 4)}
+		if c.decode(raw) == nil && !bytes.Equal(c.encode(), raw) {
+			t.Fatal("accepted a bitmap that does not re-encode to itself")
+		}
+	})
+}
