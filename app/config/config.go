@@ -89,6 +89,8 @@ type Settings struct {
 	Accel    string `json:"accel,omitempty"`  // force an accelerator
 	Kernel   string `json:"kernel,omitempty"` // override the image
 	Initrd   string `json:"initrd,omitempty"`
+	// Daemon configures the background service.
+	Daemon DaemonSettings `json:"daemon,omitzero"`
 }
 
 // Defaults fills in what a user did not set.
@@ -122,6 +124,9 @@ func Load(p Paths) (Settings, error) {
 	}
 	if err := json.Unmarshal(b, &s); err != nil {
 		return s, fmt.Errorf("%s is damaged: %w (fix it or run 'hyperos init --force')", p.ConfigFile(), err)
+	}
+	if err := s.Daemon.Validate(); err != nil {
+		return s, fmt.Errorf("%s: %w", p.ConfigFile(), err)
 	}
 	s.Defaults()
 	return s, nil

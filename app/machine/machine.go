@@ -434,6 +434,16 @@ func (m *Machine) Halt(ctx context.Context) error {
 	return d.Wait(ctx)
 }
 
+// Wait returns when the hypervisor has exited, at once when it is not running.
+// The daemon's supervisor uses it to notice a VM dying.
+func (m *Machine) Wait(ctx context.Context) error {
+	d := m.stateDriver()
+	if d == nil {
+		return nil
+	}
+	return d.Wait(ctx)
+}
+
 // Kill ends the hypervisor at once.
 func (m *Machine) Kill() error {
 	d := m.stateDriver()

@@ -41,6 +41,11 @@ const usage = `usage: hyperos COMMAND [flags]
   ps       list the HyperOS VMs running on this host (--json)
   version  print the version
 
+  daemon   run the background service in the foreground (it owns the VM)
+  service  install | uninstall | start | stop | status: the service at login
+  logs     print the service's log and the VM's console log (-f follows)
+
+When the service runs, boot, status, ip, pid, halt and kill go through it.
 Every path lives under $HYPEROS_HOME when it is set.
 `
 
@@ -144,6 +149,18 @@ func dispatch(ctx context.Context, cmd string, args []string, stdin *os.File, st
 		return ps(paths, *asJSON, stdout)
 	}
 
+	switch cmd {
+	case "boot", "status", "ip", "pid", "halt", "kill":
+		// With a service running, it owns the VM: ask it, so that the terminal
+		// and the tray never fight over the VM.
+		c, ok, err := viaService(ctx, paths)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return serviceCommand(ctx, cmd, c, env{paths: paths, fs: fs, args: args, stdin: stdin, stdout: stdout, stderr: stderr})
+		}
+	}
 	m, err := machine.Open(paths)
 	if err != nil {
 		return err

@@ -1,0 +1,124 @@
+// Package api is the wire format of the local API between the HyperOS service
+// and its clients (the CLI and the tray): paths, the status, the events. It
+// imports nothing of the VM, so that the tray can depend on it without pulling
+// in the hypervisor code.
+package api
+
+import "time"
+
+// Host is the only Host header the service accepts. Requests come over a unix
+// socket or a named pipe, never over TCP, so a browser can only produce another
+// Host (through DNS rebinding to a TCP port, for instance); refusing those keeps
+// a web page from driving the VM.
+const Host = "local-hyperos.sock"
+
+// Paths of the local API, versioned so that an older tray keeps working with a
+// newer service.
+const (
+	PathStatus   = "/v1/status"
+	PathEvents   = "/v1/events"
+	PathBoot     = "/v1/vm/boot"
+	PathHalt     = "/v1/vm/halt"
+	PathKill     = "/v1/vm/kill"
+	PathRestart  = "/v1/vm/restart"
+	PathShutdown = "/v1/daemon/shutdown"
+)
+
+// Phase is where the VM is in its lifecycle, as the service sees it:
+// stopped → booting → online → stopping → stopped, and failed from any phase.
+type Phase string
+
+const (
+	Stopped  Phase = "stopped"
+	Booting  Phase = "booting"
+	Online   Phase = "online"
+	Stopping Phase = "stopping"
+	Failed   Phase = "failed"
+)
+
+// Status is what GET /v1/status returns. Its first fields are those of
+// `hyperos status --json` without a service, so scripts read both alike.
+type Status struct {
+	Name     string    `json:"name"`
+	State    string    `json:"state"` // the hypervisor process: "running" or "stopped"
+	Pid      int       `json:"pid,omitempty"`
+	Hostname string    `json:"hostname,omitempty"`
+	IPs      []string  `json:"ips,omitempty"`
+	SSH      string    `json:"ssh,omitempty"`
+	Driver   string    `json:"driver,omitempty"`
+	Accel    string    `json:"accel,omitempty"`
+	BootedAt time.Time `json:"booted_at,omitzero"`
+	HostKeys []string  `json:"hostkeys,omitempty"`
+	Console  string    `json:"console_log,omitempty"`
+
+	Phase  Phase  `json:"phase"`
+	Reason string `json:"reason,omitempty"` // why the phase is failed
+	// Restarts counts the automatic restarts since the VM last stayed up.
+	Restarts int `json:"restarts,omitempty"`
+	// NextRestart is when the next automatic restart is due, when one is.
+	NextRestart time.Time `json:"next_restart,omitzero"`
+	Daemon      Daemon    `json:"daemon"`
+}
+
+// IP is the address to show a user.
+func (s Status) IP() string {
+	if len(s.IPs) > 0 {
+		return s.IPs[0]
+	}
+	return ""
+}
+
+// Daemon describes the service process.
+type Daemon struct {
+	Pid       int       `json:"pid"`
+	Version   string    `json:"version,omitempty"`
+	StartedAt time.Time `json:"started_at"`
+	Log       string    `json:"log,omitempty"`
+}
+
+// EventType says what an Event reports.
+type EventType string
+
+const (
+	// EventState is a phase change; the first event of every stream is one too
+	// (with Snapshot set), so a client needs no separate status call.
+	EventState EventType = "state"
+	// EventLease is an address found at boot (Message "found") or changed later
+	// (Message "changed").
+	EventLease EventType = "lease"
+	// EventConsole is a boot milestone seen on the VM's console (Milestone).
+	EventConsole EventType = "console"
+	// EventProgress is a human-readable boot message (Message).
+	EventProgress EventType = "progress"
+	// EventError is an error the service met (Reason); the phase may not change.
+	EventError EventType = "error"
+	// EventRestart announces an automatic restart (Message says when).
+	EventRestart EventType = "restart"
+	// EventLagged ends a stream whose reader fell too far behind; the client
+	// reconnects and gets a fresh snapshot.
+	EventLagged EventType = "lagged"
+)
+
+// Event is one line of GET /v1/events. Every event carries the phase and the
+// VM's identity at the time, so a client can render itself from any one event.
+type Event struct {
+	Seq       uint64    `json:"seq"`
+	Time      time.Time `json:"time"`
+	Type      EventType `json:"type"`
+	Phase     Phase     `json:"phase"`
+	Name      string    `json:"name,omitempty"`
+	Hostname  string    `json:"hostname,omitempty"`
+	IP        string    `json:"ip,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	Message   string    `json:"message,omitempty"`
+	Milestone string    `json:"milestone,omitempty"`
+	Snapshot  bool      `json:"snapshot,omitempty"`
+}
+
+// Error is the body of every response with a status of 400 or more.
+type Error struct {
+	Error string `json:"error"`
+	// Code is a stable word clients branch on: "not_running", "busy",
+	// "access_denied", "bad_request", "not_initialized", "failed".
+	Code string `json:"code,omitempty"`
+}

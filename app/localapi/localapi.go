@@ -1,0 +1,293 @@
+// Package localapi serves the HyperOS service's local API: HTTP/1.1 and JSON on
+// a unix socket (a named pipe on Windows) that only the owning user and root can
+// use. It is a thin layer over the daemon's state machine; the wire types are in
+// app/api and the client is app/client.
+//
+// Every request is checked three ways before a handler runs: the peer's
+// credentials (taken from the socket, not from anything the peer says), the
+// absence of Origin and Referer (a browser adds them; the CLI and the tray
+// never do), and a Host of api.Host.
+package localapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/hyperos/hyperos/app/api"
+	"github.com/hyperos/hyperos/app/config"
+	"github.com/hyperos/hyperos/app/daemon"
+)
+
+// Server is the local API of one daemon.
+type Server struct {
+	d   *daemon.Daemon
+	log *slog.Logger
+	mux *http.ServeMux
+	// OwnerUID is the user allowed besides root: the daemon's own (-1 on
+	// Windows, where the pipe's security descriptor does the check).
+	OwnerUID int
+	// Shutdown is called by POST /v1/daemon/shutdown (stopping the service the
+	// way the service manager would); nil refuses the request.
+	Shutdown func()
+}
+
+// New returns the API for d.
+func New(d *daemon.Daemon, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{d: d, log: log, mux: http.NewServeMux(), OwnerUID: ownerUID()}
+	routes := map[string]http.HandlerFunc{
+		"GET " + api.PathStatus:    s.serveStatus,
+		"GET " + api.PathEvents:    s.serveEvents,
+		"POST " + api.PathBoot:     s.serveBoot,
+		"POST " + api.PathHalt:     s.serveHalt,
+		"POST " + api.PathKill:     s.serveKill,
+		"POST " + api.PathRestart:  s.serveRestart,
+		"POST " + api.PathShutdown: s.serveShutdown,
+	}
+	for pattern, h := range routes {
+		s.mux.HandleFunc(pattern, h)
+	}
+	return s
+}
+
+// ServeHTTP checks who is calling and how before routing.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("X-Frame-Options", "DENY")
+	w.Header().Set("Cache-Control", "no-store")
+	if r.Header.Get("Origin") != "" || r.Header.Get("Referer") != "" {
+		s.log.Warn("refused a request with Origin or Referer (a web page?)", "origin", r.Header.Get("Origin"), "referer", r.Header.Get("Referer"), "path", r.URL.Path)
+		writeError(w, http.StatusForbidden, "access_denied", "requests from web pages are refused")
+		return
+	}
+	if r.Host != api.Host {
+		s.log.Warn("refused a request with an unexpected Host", "host", r.Host, "path", r.URL.Path)
+		writeError(w, http.StatusForbidden, "access_denied", fmt.Sprintf("unexpected Host %q: use %q", r.Host, api.Host))
+		return
+	}
+	if err := s.permit(r.Context()); err != nil {
+		s.log.Warn("refused a caller", "err", err, "path", r.URL.Path)
+		writeError(w, http.StatusForbidden, "access_denied", err.Error())
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	s.mux.ServeHTTP(w, r)
+}
+
+// permit allows the daemon's own user and root. On Windows the pipe's security
+// descriptor already admits only the user and SYSTEM, so the identity is not
+// checked again.
+func (s *Server) permit(ctx context.Context) error {
+	if s.OwnerUID < 0 {
+		return nil
+	}
+	id, ok := ctx.Value(peerKey{}).(Peer)
+	if !ok {
+		return errors.New("access denied: the caller's credentials are unknown")
+	}
+	if id.UID == s.OwnerUID || id.UID == 0 {
+		return nil
+	}
+	return fmt.Errorf("access denied: uid %d is not the owner of this HyperOS service (uid %d)", id.UID, s.OwnerUID)
+}
+
+// Serve answers requests on l until ctx ends, then stops accepting and closes
+// open streams.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	hs := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if pc, ok := c.(*peerConn); ok {
+				return context.WithValue(ctx, peerKey{}, pc.peer)
+			}
+			return ctx
+		},
+		BaseContext: func(net.Listener) context.Context { return ctx },
+		ErrorLog:    slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(l) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve the local API: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	hs.Shutdown(sctx)
+	hs.Close()
+	return nil
+}
+
+func (s *Server) serveStatus(w http.ResponseWriter, r *http.Request) {
+	if !noQuery(w, r) {
+		return
+	}
+	writeJSON(w, http.StatusOK, s.d.Status())
+}
+
+// serveBoot starts the VM; with ?wait=true it answers once the VM is online or
+// the boot has failed. Pressing boot twice joins the boot in progress.
+func (s *Server) serveBoot(w http.ResponseWriter, r *http.Request) {
+	wait, ok := waitParam(w, r)
+	if !ok {
+		return
+	}
+	st, err := s.d.Boot()
+	if err == nil && wait {
+		st, err = s.d.WaitBoot(r.Context())
+	}
+	s.reply(w, st, err)
+}
+
+func (s *Server) serveRestart(w http.ResponseWriter, r *http.Request) {
+	wait, ok := waitParam(w, r)
+	if !ok {
+		return
+	}
+	st, err := s.d.Restart(r.Context())
+	if err == nil && wait {
+		st, err = s.d.WaitBoot(r.Context())
+	}
+	s.reply(w, st, err)
+}
+
+// serveHalt answers once the VM has stopped.
+func (s *Server) serveHalt(w http.ResponseWriter, r *http.Request) {
+	if !noQuery(w, r) {
+		return
+	}
+	err := s.d.Halt(r.Context())
+	s.reply(w, s.d.Status(), err)
+}
+
+func (s *Server) serveKill(w http.ResponseWriter, r *http.Request) {
+	if !noQuery(w, r) {
+		return
+	}
+	err := s.d.Kill(r.Context())
+	s.reply(w, s.d.Status(), err)
+}
+
+func (s *Server) serveShutdown(w http.ResponseWriter, r *http.Request) {
+	if !noQuery(w, r) {
+		return
+	}
+	if s.Shutdown == nil {
+		writeError(w, http.StatusNotImplemented, "bad_request", "this service is stopped by its service manager")
+		return
+	}
+	writeJSON(w, http.StatusAccepted, s.d.Status())
+	s.log.Info("shutdown requested through the local API")
+	go s.Shutdown()
+}
+
+// serveEvents streams newline-delimited JSON events, starting with the current
+// state, until the client goes away or falls too far behind.
+func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
+	if !noQuery(w, r) {
+		return
+	}
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		writeError(w, http.StatusInternalServerError, "failed", "streaming is not supported by this connection")
+		return
+	}
+	sub := s.d.Subscribe()
+	defer sub.Close()
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	fl.Flush()
+	enc := json.NewEncoder(w)
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case e, ok := <-sub.C:
+			if !ok {
+				if sub.Lagged() {
+					enc.Encode(api.Event{Type: api.EventLagged, Time: time.Now(), Reason: "the client fell behind; reconnect for a fresh snapshot"})
+				}
+				return
+			}
+			if err := enc.Encode(e); err != nil {
+				return
+			}
+			fl.Flush()
+		}
+	}
+}
+
+// reply maps the daemon's errors onto status codes and stable codes.
+func (s *Server) reply(w http.ResponseWriter, st api.Status, err error) {
+	var fe *daemon.FailedError
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, st)
+	case errors.Is(err, daemon.ErrNotRunning):
+		writeError(w, http.StatusConflict, "not_running", err.Error())
+	case errors.Is(err, daemon.ErrBusy), errors.Is(err, daemon.ErrClosing):
+		writeError(w, http.StatusConflict, "busy", err.Error())
+	case errors.Is(err, config.ErrNotInitialized):
+		writeError(w, http.StatusConflict, "not_initialized", err.Error())
+	case errors.As(err, &fe):
+		writeError(w, http.StatusInternalServerError, "failed", err.Error())
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		writeError(w, http.StatusServiceUnavailable, "failed", err.Error())
+	default:
+		writeError(w, http.StatusInternalServerError, "failed", err.Error())
+	}
+}
+
+// waitParam reads the only query parameter the lifecycle calls take.
+func waitParam(w http.ResponseWriter, r *http.Request) (bool, bool) {
+	q := r.URL.Query()
+	for k := range q {
+		if k != "wait" {
+			writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("unknown parameter %q", k))
+			return false, false
+		}
+	}
+	if len(q["wait"]) > 1 {
+		writeError(w, http.StatusBadRequest, "bad_request", "wait given twice")
+		return false, false
+	}
+	v := q.Get("wait")
+	if v == "" {
+		return false, true
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("wait=%q: want true or false", v))
+		return false, false
+	}
+	return b, true
+}
+
+func noQuery(w http.ResponseWriter, r *http.Request) bool {
+	if r.URL.RawQuery != "" {
+		writeError(w, http.StatusBadRequest, "bad_request", "this call takes no parameters")
+		return false
+	}
+	return true
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, short, msg string) {
+	writeJSON(w, code, api.Error{Error: msg, Code: short})
+}
