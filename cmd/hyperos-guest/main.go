@@ -31,6 +31,10 @@ Boot steps, run by systemd units in the HyperOS image:
   hostkeys   create or restore the SSH host key
   ready      print the HYPEROS-READY line on the console when sshd answers
   version    print the version
+
+Containers (see 'hyperos-guest container'):
+  container boot|ls|stop|rm   live-boot container images over Hypercore
+  events     follow the event stream (JSON lines) the host daemon reads
 `
 
 func main() {
@@ -51,6 +55,10 @@ func main() {
 		err = hostKeys()
 	case "ready":
 		err = announce(ctx)
+	case "container":
+		err = containerCmd(ctx, os.Args[2:])
+	case "events":
+		err = followEvents(ctx)
 	case "version":
 		fmt.Println(version)
 	default:

@@ -1,0 +1,304 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hyperos/hyperos/guest/lazyimage"
+	"github.com/hyperos/hyperos/hyper/blobs"
+	"github.com/hyperos/hyperos/hyper/corestore"
+	"github.com/hyperos/hyperos/hyper/link"
+	"github.com/hyperos/hyperos/hyper/peer"
+	"github.com/hyperos/hyperos/hyper/share"
+)
+
+// blobSource adapts a Hyperdrive file to lazyimage.Source; every byte it returns
+// was verified against the drive's Merkle tree by hyper/core.
+type blobSource struct {
+	r    *blobs.Reader
+	size int64
+}
+
+func (b *blobSource) Size() int64 { return b.size }
+func (b *blobSource) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	return b.r.ReadAt(p, off)
+}
+
+// peers keeps one connection to each named peer, redialing with backoff when one
+// ends: a seeder that goes away and comes back resumes the I/O waiting on it.
+type peers struct {
+	mu    sync.Mutex
+	conns map[string]*peer.Conn
+}
+
+func (p *peers) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns)
+}
+
+func (p *peers) list() []*peer.Conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []*peer.Conn
+	for _, c := range p.conns {
+		out = append(out, c)
+	}
+	return out
+}
+
+func (p *peers) keep(ctx context.Context, st *corestore.Store, addr string, log *slog.Logger) {
+	backoff := 500 * time.Millisecond
+	for ctx.Err() == nil {
+		dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		c, err := peer.Dial(dctx, addr, st, nil)
+		cancel()
+		if err != nil {
+			log.Info("peer unreachable, retrying", "peer", addr, "err", err, "in", backoff)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, 10*time.Second)
+			continue
+		}
+		backoff = 500 * time.Millisecond
+		p.mu.Lock()
+		p.conns[addr] = c
+		p.mu.Unlock()
+		log.Info("peer connected", "peer", addr)
+		select {
+		case <-ctx.Done():
+			c.Close()
+		case <-c.Done():
+			log.Info("peer gone", "peer", addr, "err", c.Err())
+		}
+		p.mu.Lock()
+		delete(p.conns, addr)
+		p.mu.Unlock()
+	}
+}
+
+// Serve runs the named container until it stops or ctx ends (the unit is
+// stopped). It is the body of the container's systemd unit.
+func Serve(ctx context.Context, d Dirs, name string, ev *Events, log *slog.Logger) (err error) {
+	spec, err := d.loadSpec(name)
+	if err != nil {
+		return err
+	}
+	st := State{Spec: spec, Phase: Booting, Started: time.Now()}
+	if old, err := d.Load(name); err == nil {
+		st.Version = old.Version
+	}
+	setPhase := func(p Phase, reason string) {
+		st.Phase, st.Reason = p, reason
+		d.saveState(st)
+		ev.Emit(Event{Type: string(p), Container: name, Reason: reason, Stats: &st.Stats, BootSeconds: st.BootSeconds})
+	}
+	defer func() {
+		if err != nil && ctx.Err() == nil {
+			setPhase(Failed, err.Error())
+		}
+	}()
+	setPhase(Booting, "")
+
+	l, err := link.Parse(spec.Link)
+	if err != nil {
+		return err
+	}
+	store, err := corestore.Open(d.storeDir(name), nil)
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer store.Close()
+	pctx, stopPeers := context.WithCancel(ctx)
+	defer stopPeers()
+	ps := &peers{conns: map[string]*peer.Conn{}}
+	for _, addr := range spec.Peers {
+		go ps.keep(pctx, store, addr, log)
+	}
+
+	// Give the peers a moment to connect before the first look at the drive.
+	for i := 0; i < 50 && ps.count() == 0 && len(spec.Peers) > 0; i++ {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	// Open the drive and wait for the image to be published, as the original did.
+	var reader *blobs.Reader
+	for {
+		reader, err = openImage(ctx, store, l, ps, &st)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, errNoImage) {
+			return err
+		}
+		if st.Phase != Waiting {
+			setPhase(Waiting, fmt.Sprintf("%s is not published yet; waiting for it", l.Path))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(3 * time.Second):
+		}
+	}
+	if st.Phase == Waiting {
+		setPhase(Booting, "")
+	}
+	size, err := reader.Size()
+	if err != nil {
+		return err
+	}
+	im, err := lazyimage.Open(&blobSource{r: reader, size: int64(size)}, lazyimage.Options{Dir: d.cacheDir(name), Readahead: 16})
+	if err != nil {
+		return err
+	}
+	mnt := d.mountDir(name)
+	os.MkdirAll(mnt, 0o700)
+	srv, err := lazyimage.Mount(im, mnt, "image.img")
+	if err != nil {
+		im.Close()
+		return err
+	}
+	defer func() {
+		srv.Unmount()
+		if cerr := im.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+		if spec.Ephemeral {
+			lazyimage.Discard(d.cacheDir(name))
+		}
+	}()
+	if spec.Prefetch {
+		go im.Prefetch(pctx)
+	}
+
+	args := []string{"--quiet", "--image=" + filepath.Join(mnt, "image.img"), "--machine=" + name, "--register=yes", "--keep-unit"}
+	for _, b := range spec.Binds {
+		args = append(args, "--bind="+b)
+	}
+	args = append(args, spec.Nspawn...)
+	if spec.Boot {
+		args = append(args, "--boot")
+	} else {
+		args = append(append(args, "--"), spec.Command...)
+	}
+	cmd := exec.Command("systemd-nspawn", args...)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("systemd-nspawn: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+
+	up := make(chan error, 1)
+	go func() { up <- waitUp(pctx, name, spec.Boot) }()
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-up:
+			if err == nil {
+				st.BootSeconds = time.Since(start).Seconds()
+				st.Stats, st.Peers = im.Stats(), ps.count()
+				setPhase(Running, "")
+				ev.Emit(Event{Type: "booted", Container: name, Stats: &st.Stats, BootSeconds: st.BootSeconds})
+			}
+		case <-tick.C:
+			st.Stats, st.Peers = im.Stats(), ps.count()
+			d.saveState(st)
+		case <-ctx.Done():
+			// Ask nspawn to stop the container (for --boot, a clean poweroff).
+			cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-exited:
+			case <-time.After(45 * time.Second):
+				cmd.Process.Kill()
+				<-exited
+			}
+			st.Stats = im.Stats()
+			setPhase(Stopped, "")
+			return nil
+		case err := <-exited:
+			st.Stats = im.Stats()
+			if err != nil && spec.Boot {
+				return fmt.Errorf("systemd-nspawn: %w", err)
+			}
+			reason := ""
+			if err != nil {
+				reason = err.Error()
+			}
+			setPhase(Stopped, reason)
+			return nil
+		}
+	}
+}
+
+var errNoImage = errors.New("image not published")
+
+// openImage opens the drive at the version the container first booted (so that a
+// new version never changes a running container's disk under it) and the image
+// file in it, noting newer versions in st.
+func openImage(ctx context.Context, store *corestore.Store, l link.Link, ps *peers, st *State) (*blobs.Reader, error) {
+	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	d, err := share.OpenRemote(octx, store, l.Key, ps.list())
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", l.Key, err)
+	}
+	latest := d.Version()
+	drv := d.Drive
+	if st.Version != 0 && st.Version <= latest {
+		drv = d.Drive.Checkout(st.Version)
+		if latest > st.Version {
+			st.NewVersion = latest
+		}
+	} else {
+		st.Version = latest
+	}
+	e, err := drv.Entry(ctx, l.Path)
+	if err != nil {
+		return nil, err
+	}
+	if e == nil {
+		return nil, errNoImage
+	}
+	return drv.Open(ctx, l.Path)
+}
+
+// waitUp returns when the container is up: registered with machined, and for a
+// booted container, its systemd reports running or degraded.
+func waitUp(ctx context.Context, name string, boot bool) error {
+	for {
+		out, _ := exec.CommandContext(ctx, "machinectl", "show", name, "-p", "State", "--value").Output()
+		if strings.TrimSpace(string(out)) == "running" {
+			if !boot {
+				return nil
+			}
+			out, _ = exec.CommandContext(ctx, "systemctl", "-M", name, "is-system-running", "--wait").Output()
+			switch strings.TrimSpace(string(out)) {
+			case "running", "degraded":
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
