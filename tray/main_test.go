@@ -65,4 +65,3 @@ func (f fileLogin) SetEnabled(_ context.Context, on bool) error {
 	}
 	return os.Remove(string(f))
 }
-
