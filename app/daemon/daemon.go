@@ -137,8 +137,8 @@ type Daemon struct {
 	ips           []string // the latest announced addresses, while online
 	hostname      string
 	seen          map[string]bool // console milestones published for this boot
-	ready         chan struct{} // closed once Run has taken the first look
-	closing       bool          // the service is shutting down: no more boots
+	ready         chan struct{}   // closed once Run has taken the first look
+	closing       bool            // the service is shutting down: no more boots
 	wg            sync.WaitGroup
 }
 

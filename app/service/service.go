@@ -78,7 +78,10 @@ func (s State) String() string {
 
 // check refuses a Config that could not produce a working service.
 func (c Config) check() error {
-	if !filepath.IsAbs(c.Exe) {
+	// Files for every platform are generated (and tested) everywhere, so a
+	// Windows drive path counts as absolute too.
+	winAbs := len(c.Exe) > 3 && c.Exe[1] == ':' && (c.Exe[2] == '\\' || c.Exe[2] == '/')
+	if !filepath.IsAbs(c.Exe) && !winAbs {
 		return fmt.Errorf("service binary %q: need an absolute path", c.Exe)
 	}
 	for _, s := range append([]string{c.Exe}, c.Args...) {
@@ -270,7 +273,7 @@ func windowsQuote(s string) string {
 		case '\\':
 			slashes++
 		case '"':
-			b.WriteString(strings.Repeat(`\`, 2*slashes+1))
+			b.WriteString(strings.Repeat(`\`, slashes+1)) // the n already written, doubled, plus one
 			slashes = 0
 			b.WriteRune(r)
 			continue
