@@ -347,13 +347,20 @@ type Progress struct {
 	Path string
 }
 
+// DefaultReadAhead is how many blocks a fetch keeps requested ahead of
+// the one it writes. Measured on loopback (256 MB, Go to Go): 1 block gives
+// about 37 MB/s (a round trip per block), 2 to 8 about 80-90 MB/s, and
+// more gets slower again, because hyper/core wakes every waiting Get on
+// each block that arrives.
+const DefaultReadAhead = 8
+
 // FetchOptions configure Fetch.
 type FetchOptions struct {
 	// Progress, if set, is called as bytes are written (at most every
 	// 100 ms, and once at the end), from one goroutine at a time.
 	Progress func(Progress)
 	// ReadAhead is how many blocks of a file are requested at once;
-	// 0 means 64 (the replicator's per-peer limit).
+	// 0 means DefaultReadAhead.
 	ReadAhead int
 }
 
@@ -616,7 +623,7 @@ func copyBlob(ctx context.Context, d *Drive, e drive.Entry, w io.Writer, readAhe
 		return err
 	}
 	if readAhead <= 0 {
-		readAhead = 64
+		readAhead = DefaultReadAhead
 	}
 	return pipelineBlocks(ctx, d.Blobs, id, readAhead, func(b []byte) error {
 		if _, err := w.Write(b); err != nil {

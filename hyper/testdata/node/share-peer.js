@@ -176,6 +176,9 @@ async function main () {
     await drive.ready()
     connect(store, Number(args[1]))
     await untilVersion(drive, 1)
+    const blobs = await drive.getBlobs()
+    const entry = await drive.entry(args[2])
+    while (blobs.core.length < entry.value.blob.blockOffset + entry.value.blob.blockLength) await blobs.core.update({ wait: true })
     const t0 = Date.now()
     const h = crypto.createHash('sha256')
     let bytes = 0
