@@ -409,8 +409,18 @@ func (c *Core) Get(ctx context.Context, index uint64) ([]byte, error) {
 		changed := c.changed
 		fetch := c.fetcher
 		c.mu.RUnlock()
-		if v, ok, err := c.local(index); err != nil || ok {
-			return v, err
+		v, ok, err := c.local(index)
+		if ok {
+			return v, nil
+		}
+		if err != nil {
+			if fetch == nil || !isCorrupt(err) {
+				return nil, err
+			}
+			// A replica can heal: forget the damaged copy and fetch it again.
+			if err := c.drop(index); err != nil {
+				return nil, err
+			}
 		}
 		if fetch == nil {
 			if index >= length {
@@ -431,6 +441,21 @@ func (c *Core) Get(ctx context.Context, index uint64) ([]byte, error) {
 		}
 		retry.Stop()
 	}
+}
+
+func isCorrupt(err error) bool {
+	return errors.Is(err, ErrCorrupt) || errors.Is(err, store.ErrCorrupt)
+}
+
+// drop forgets a stored block (its tree nodes stay: they are still true).
+func (c *Core) drop(index uint64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.st.Commit(&store.Batch{Drop: []uint64{index}}); err != nil {
+		return fmt.Errorf("drop damaged block %d: %w", index, err)
+	}
+	c.contiguous = min(c.contiguous, index)
+	return nil
 }
 
 // local returns a stored block after re-checking it against its verified

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -622,5 +623,39 @@ func TestReaderOnDiskSurvivesRestart(t *testing.T) {
 		if _, err := r.Get(ctx, i); err != nil {
 			t.Fatalf("get %d after restart: %v", i, err)
 		}
+	}
+}
+
+// TestReplicaHealsDamagedBlock damages a block on a replica's disk: Get
+// must notice, forget the copy, fetch it again and return the true bytes.
+func TestReplicaHealsDamagedBlock(t *testing.T) {
+	w, blocks := newWriter(t, 12, 20)
+	dir := t.TempDir()
+	st, err := store.OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := NewReader(st, w.Key(), nil)
+	defer r.Close()
+	connect(t, NewReplicator(w), NewReplicator(r), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	waitFor(t, "upgrade", func() bool { return r.Length() == 20 })
+	if _, err := r.Get(ctx, 7); err != nil {
+		t.Fatal(err)
+	}
+	// block 7 is the only value in the blocks file: flip its last byte
+	p := filepath.Join(dir, "blocks")
+	raw, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[len(raw)-1] ^= 0x55
+	if err := os.WriteFile(p, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.Get(ctx, 7)
+	if err != nil || !bytes.Equal(got, blocks[7]) {
+		t.Fatalf("healed block 7: %q %v", got, err)
 	}
 }

@@ -25,6 +25,7 @@ import (
 //	          0x03 header: u32 length ‖ MarshalHeader bytes
 //	          0x04 truncate: u64 length (drop blocks ≥ length and nodes
 //	               outside the tree of that length; comes first in a frame)
+//	          0x05 drop:   u64 index (forget one block; before any 0x02)
 //
 // One Commit writes its block values to the end of blocks and fsyncs, then
 // appends one frame to log and fsyncs: the frame is the commit point. On
@@ -42,6 +43,7 @@ const (
 	recBlock  = 0x02
 	recHeader = 0x03
 	recTrunc  = 0x04
+	recDrop   = 0x05
 
 	frameHeaderLen = 8
 
@@ -253,6 +255,7 @@ func (d *Dir) apply(p []byte) error {
 		refs  = map[uint64]blockRef{}
 		hdr   *Header
 		trunc *uint64
+		drops []uint64
 	)
 	for len(p) > 0 {
 		switch p[0] {
@@ -262,6 +265,12 @@ func (d *Dir) apply(p []byte) error {
 			}
 			t := binary.LittleEndian.Uint64(p[1:])
 			trunc = &t
+			p = p[9:]
+		case recDrop:
+			if len(p) < 9 || len(refs) > 0 || len(nodes) > 0 || hdr != nil {
+				return ErrCorrupt // drops precede the frame's blocks
+			}
+			drops = append(drops, binary.LittleEndian.Uint64(p[1:]))
 			p = p[9:]
 		case recNode:
 			if len(p) < 1+48 {
@@ -301,6 +310,9 @@ func (d *Dir) apply(p []byte) error {
 	}
 	if trunc != nil {
 		truncateMaps(*trunc, d.nodes, d.refs)
+	}
+	for _, i := range drops {
+		delete(d.refs, i)
 	}
 	for _, n := range nodes {
 		d.nodes[n.Index] = n
@@ -505,6 +517,12 @@ func (d *Dir) Commit(b *Batch) error {
 		binary.LittleEndian.PutUint64(rec[1:], *b.Truncate)
 		payload = append(payload, rec[:]...)
 	}
+	for _, i := range b.Drop {
+		var rec [9]byte
+		rec[0] = recDrop
+		binary.LittleEndian.PutUint64(rec[1:], i)
+		payload = append(payload, rec[:]...)
+	}
 	refs := make(map[uint64]blockRef, len(b.Blocks))
 	var values bytes.Buffer
 	for _, blk := range b.Blocks {
@@ -546,6 +564,9 @@ func (d *Dir) Commit(b *Batch) error {
 	d.logEnd += uint64(len(fr))
 	if b.Truncate != nil {
 		truncateMaps(*b.Truncate, d.nodes, d.refs)
+	}
+	for _, i := range b.Drop {
+		delete(d.refs, i)
 	}
 	for i, r := range refs {
 		d.refs[i] = r

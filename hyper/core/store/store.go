@@ -141,8 +141,11 @@ type Batch struct {
 	// length, so that nothing from an abandoned fork can later be taken
 	// for a trusted node or a valid block.
 	Truncate *uint64
-	Blocks   []Block
-	Nodes    []wire.Node
+	// Drop removes single blocks (applied after Truncate, before Blocks),
+	// e.g. a damaged copy that is to be fetched again.
+	Drop   []uint64
+	Blocks []Block
+	Nodes  []wire.Node
 	// Header, if not nil, replaces the stored header.
 	Header *Header
 }
@@ -226,6 +229,9 @@ func (m *Memory) Commit(b *Batch) error {
 	}
 	if b.Truncate != nil {
 		truncateMaps(*b.Truncate, m.nodes, m.blocks)
+	}
+	for _, i := range b.Drop {
+		delete(m.blocks, i)
 	}
 	for _, blk := range b.Blocks {
 		m.blocks[blk.Index] = bytes.Clone(blk.Value)

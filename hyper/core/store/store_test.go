@@ -40,6 +40,9 @@ func makeHistory(rng *rand.Rand, n int) *history {
 			b.Truncate = &t
 			next = t
 		}
+		if next > 0 && rng.IntN(6) == 0 {
+			b.Drop = append(b.Drop, uint64(rng.IntN(int(next))))
+		}
 		for k := rng.IntN(4); k > 0; k-- {
 			v := make([]byte, rng.IntN(300))
 			for j := range v {
@@ -77,6 +80,9 @@ func (h *history) stateAfter(n int) state {
 	for _, b := range h.batches[:n] {
 		if b.Truncate != nil {
 			truncateMaps(*b.Truncate, s.nodes, s.blocks)
+		}
+		for _, i := range b.Drop {
+			delete(s.blocks, i)
 		}
 		for _, blk := range b.Blocks {
 			s.blocks[blk.Index] = blk.Value
