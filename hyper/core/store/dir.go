@@ -34,6 +34,11 @@ import (
 // there; block values past the last referenced byte are cut off too. A
 // block whose bytes were later damaged fails its CRC on read and is
 // reported as ErrCorrupt, never returned.
+//
+// Limits, by design for now: the index (every node and block location,
+// about 100 bytes per block) is kept in memory and rebuilt by replaying the
+// log on open, which Compact keeps short; the blocks file only grows, so
+// the bytes of overwritten, truncated or dropped blocks are not reclaimed.
 const (
 	blocksMagic = "HCBLK001"
 	logMagic    = "HCLOG001"
