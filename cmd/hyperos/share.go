@@ -143,7 +143,7 @@ func cmdGet(ctx context.Context, e env) error {
 		return withCause(ctx, err)
 	}
 	bar := newBar(e.stderr, *quiet)
-	res, err := share.Fetch(ctx, d, l, dest, &share.FetchOptions{Progress: bar.update})
+	res, err := share.Fetch(ctx, d, l, dest, &share.FetchOptions{Progress: bar.update, Conns: conns})
 	bar.done()
 	if err != nil {
 		return withCause(ctx, err)

@@ -362,3 +362,75 @@ func TestUnknownCoreRejected(t *testing.T) {
 		t.Fatalf("block 23: %v", err)
 	}
 }
+
+// TestDownloadAroundHostilePeers runs the bulk path with a tampering, a
+// stalling and an honest peer: the tamperer is dropped, the staller timed
+// out, and every block comes out right.
+func TestDownloadAroundHostilePeers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	w, good := seed(t)
+	tamper := (&hostile{mutate: func(m wire.Message) (wire.Message, bool) {
+		if d, ok := m.(*wire.Data); ok && d.Block != nil {
+			d = cloneData(d)
+			d.Block.Value[len(d.Block.Value)-1] ^= 1
+			return d, true
+		}
+		return m, true
+	}}).serve(t, w.Core)
+	stall := (&hostile{mutate: func(m wire.Message) (wire.Message, bool) {
+		d, isData := m.(*wire.Data)
+		return m, !isData || d.Block == nil // upgrades yes, blocks never
+	}}).serve(t, w.Core)
+	st := corestore.NewMemory([32]byte{4}, nil)
+	defer st.Close()
+	r, err := st.Get(w.Key())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []*Conn
+	for _, a := range []string{tamper, stall, good} {
+		c, err := Dial(ctx, a, st, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Synced(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	if _, err := r.Get(ctx, 0); err != nil { // the signed length first
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	seen := map[uint64]bool{}
+	err = Download(ctx, r, conns, 0, 24, &DownloadOptions{Window: 8, Timeout: 500 * time.Millisecond,
+		OnBlock: func(i uint64, v []byte) {
+			mu.Lock()
+			defer mu.Unlock()
+			if !bytes.Equal(v, block(int(i))) {
+				t.Errorf("block %d handed over wrong", i)
+			}
+			seen[i] = true
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 24 {
+		t.Fatalf("OnBlock saw %d blocks", len(seen))
+	}
+	for i := 0; i < 24; i++ {
+		if b, err := r.Get(ctx, uint64(i)); err != nil || !bytes.Equal(b, block(i)) {
+			t.Fatalf("block %d: %v", i, err)
+		}
+	}
+	select {
+	case <-conns[0].Done():
+	default:
+		t.Error("the tampering peer is still connected")
+	}
+	if !errors.Is(conns[0].Err(), ErrMisbehaved) {
+		t.Errorf("tamperer dropped with %v", conns[0].Err())
+	}
+}

@@ -92,6 +92,11 @@ type channel struct {
 	// gone is closed when the channel closes (or is rejected).
 	gone     chan struct{}
 	goneOnce sync.Once
+	// remoteContig is the prefix the remote announced with range{0, n}.
+	remoteContig uint64
+	// dl holds Download's requests by id (see download.go).
+	dl     map[uint64]chan dlResult
+	nextDL uint64
 }
 
 // Dial connects to addr over TCP and starts replicating st's cores.
@@ -210,7 +215,7 @@ func (c *Conn) attach(cc *corestore.Core) error {
 		c.mu.Unlock()
 		return fmt.Errorf("peer: %w", err)
 	}
-	chn := &channel{c: c, core: cc, synced: make(chan struct{}), gone: make(chan struct{})}
+	chn := &channel{c: c, core: cc, synced: make(chan struct{}), gone: make(chan struct{}), dl: map[uint64]chan dlResult{}, nextDL: dlFirstID}
 	c.channels[dk] = chn
 	c.mu.Unlock()
 
@@ -277,11 +282,30 @@ func (chn *channel) onMessage(_ *mux.Channel, typ uint64, payload []byte) {
 		c.fail(fmt.Errorf("%w: %v", ErrMisbehaved, err))
 		return
 	}
-	if s, ok := m.(*wire.Sync); ok {
+	switch m := m.(type) {
+	case *wire.Sync:
 		c.mu.Lock()
-		chn.remoteFork, chn.remoteLength = s.Fork, s.Length
+		chn.remoteFork, chn.remoteLength = m.Fork, m.Length
 		c.mu.Unlock()
 		chn.syncOnce.Do(func() { close(chn.synced) })
+	case *wire.Range:
+		if m.Start == 0 {
+			c.mu.Lock()
+			if m.Drop {
+				chn.remoteContig = 0
+			} else {
+				chn.remoteContig = max(chn.remoteContig, m.Length)
+			}
+			c.mu.Unlock()
+		}
+	case *wire.Data:
+		if chn.onDownload(m) {
+			return
+		}
+	case *wire.NoData:
+		if chn.onDownloadMiss(m) {
+			return
+		}
 	}
 	if err := p.Handle(m); err != nil {
 		c.fail(fmt.Errorf("%w: core %x: %w", ErrMisbehaved, chn.core.DiscoveryKey(), err))
@@ -294,6 +318,10 @@ func (chn *channel) onClose(_ *mux.Channel, remote bool) {
 	c.mu.Lock()
 	p := chn.peer
 	chn.peer = nil
+	for id, done := range chn.dl {
+		done <- dlResult{err: errChannelClosed}
+		delete(chn.dl, id)
+	}
 	if c.channels[chn.core.DiscoveryKey()] == chn {
 		delete(c.channels, chn.core.DiscoveryKey())
 	}

@@ -85,7 +85,7 @@ func goRead(b *testing.B, st *corestore.Store, key link.Key, addr string, dest s
 	}
 	t0 := time.Now()
 	if dest != "" {
-		if _, err := Fetch(ctx, d, link.Link{Key: key, Path: "/big.bin"}, dest, nil); err != nil {
+		if _, err := Fetch(ctx, d, link.Link{Key: key, Path: "/big.bin"}, dest, &FetchOptions{Conns: []*peer.Conn{c}}); err != nil {
 			b.Fatal(err)
 		}
 		return time.Since(t0), ""
@@ -95,7 +95,7 @@ func goRead(b *testing.B, st *corestore.Store, key link.Key, addr string, dest s
 		b.Fatalf("entry: %v", err)
 	}
 	h := sha256.New()
-	if err := copyBlob(ctx, d, *e, h, 0, &progress{}); err != nil {
+	if err := copyBlob(ctx, d, *e, h, &FetchOptions{Conns: []*peer.Conn{c}}, &progress{}); err != nil {
 		b.Fatal(err)
 	}
 	return time.Since(t0), hex.EncodeToString(h.Sum(nil))

@@ -223,7 +223,8 @@ func TestNodeWritesGoReads(t *testing.T) {
 
 	st := corestore.NewMemory([32]byte{1}, nil)
 	defer st.Close()
-	d, err := OpenRemote(ctx, st, seed.key(t), dial(t, st, seed.addr()))
+	conns := dial(t, st, seed.addr())
+	d, err := OpenRemote(ctx, st, seed.key(t), conns)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +270,7 @@ func TestNodeWritesGoReads(t *testing.T) {
 	}
 
 	dest := filepath.Join(t.TempDir(), "out")
-	res, err := Fetch(ctx, d, link.Link{Key: seed.key(t), Path: "/"}, dest, nil)
+	res, err := Fetch(ctx, d, link.Link{Key: seed.key(t), Path: "/"}, dest, &FetchOptions{Conns: conns})
 	if err != nil {
 		t.Fatal(err)
 	}

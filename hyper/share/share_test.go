@@ -171,7 +171,7 @@ func TestShareGetGoToGo(t *testing.T) {
 	}
 	var last Progress
 	dest := filepath.Join(tmp, "out")
-	res, err := Fetch(ctx, d, link.Link{Key: s.d.Key(), Path: "/"}, dest, &FetchOptions{Progress: func(p Progress) { last = p }})
+	res, err := Fetch(ctx, d, link.Link{Key: s.d.Key(), Path: "/"}, dest, &FetchOptions{Conns: conns, Progress: func(p Progress) { last = p }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,11 +327,12 @@ func TestResume(t *testing.T) {
 	}
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel2()
-	d, err = OpenRemote(ctx2, st, key, dial(t, st, s.addr))
+	conns := dial(t, st, s.addr)
+	d, err = OpenRemote(ctx2, st, key, conns)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Fetch(ctx2, d, l, dest, nil); err != nil {
+	if _, err := Fetch(ctx2, d, l, dest, &FetchOptions{Conns: conns}); err != nil {
 		t.Fatal(err)
 	}
 	checkTree(t, dest, files)

@@ -1,0 +1,266 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hyperos/hyperos/hyper/core"
+	"github.com/hyperos/hyperos/hyper/core/wire"
+	"github.com/hyperos/hyperos/hyper/corestore"
+)
+
+// Download is the bulk path, like Node's core.download({start, end}): it
+// sends block requests itself, straight on the connections' channels, and
+// hands each answer to core.Apply, which verifies it before storing it.
+//
+// It exists because fetching a large file through Core.Get is limited by
+// hyper/core's waiting: every block that arrives wakes every waiting Get,
+// so a reader can only keep a handful of Gets in flight before the
+// wake-ups cost more than the round trips they hide. Download keeps
+// `window` requests in flight across all connections without waiters.
+//
+// Its request ids start at dlFirstID, far above the ids hyper/core's peer
+// uses (it counts from 1 and reuses freed ones), so answers are told apart
+// before the replicator sees them.
+
+// dlFirstID is the first request id Download uses on a channel.
+const dlFirstID = 1 << 40
+
+// dlResult answers one of Download's requests.
+type dlResult struct {
+	value []byte
+	err   error
+}
+
+var (
+	errChannelClosed = errors.New("peer: channel closed")
+	errNoData        = errors.New("peer: remote has no data for the request")
+	errNotHave       = errors.New("peer: remote does not have the block")
+)
+
+// DownloadOptions configure Download.
+type DownloadOptions struct {
+	// Window is how many requests are in flight at once (default 64).
+	Window int
+	// Timeout is how long one request may go unanswered before it is
+	// tried on another connection (default core.DefaultRequestTimeout).
+	Timeout time.Duration
+	// OnBlock, if set, is called (from several goroutines) with each
+	// block of the range once it is verified and stored, so a caller
+	// writing the blocks out need not read them back. value must not be
+	// modified.
+	OnBlock func(index uint64, value []byte)
+}
+
+// Download makes sure blocks [start, end) of cc are stored, fetching the
+// missing ones over conns. Blocks no connection can serve (a sparse peer,
+// every connection failed) are left to cc's replicator through Get, which
+// waits for ctx like any read.
+func Download(ctx context.Context, cc *corestore.Core, conns []*Conn, start, end uint64, opts *DownloadOptions) error {
+	var o DownloadOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.Window <= 0 {
+		o.Window = 64
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = core.DefaultRequestTimeout
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	work := make(chan uint64)
+	var wg sync.WaitGroup
+	var bad sync.Map // *Conn → true once it failed a request
+	for w := 0; w < o.Window; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				value, err := fetchOne(ctx, cc, conns, &bad, i, o.Timeout)
+				if err != nil {
+					cancel(err)
+					return
+				}
+				if o.OnBlock != nil {
+					o.OnBlock(i, value)
+				}
+			}
+		}()
+	}
+feed:
+	for i := start; i < end; i++ {
+		if cc.Has(i) {
+			if o.OnBlock != nil {
+				b, err := cc.Get(ctx, i)
+				if err != nil {
+					cancel(err)
+					break feed
+				}
+				o.OnBlock(i, b)
+			}
+			continue
+		}
+		select {
+		case work <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("peer: download blocks %d-%d: %w", start, end, err)
+	} else if err := ctx.Err(); err != nil {
+		return fmt.Errorf("peer: download blocks %d-%d: %w", start, end, context.Cause(ctx))
+	}
+	return nil
+}
+
+// fetchOne gets block i from the first connection that serves it, then
+// falls back to the replicator. It returns the block.
+func fetchOne(ctx context.Context, cc *corestore.Core, conns []*Conn, bad *sync.Map, i uint64, timeout time.Duration) ([]byte, error) {
+	for k := range conns {
+		c := conns[(int(i%uint64(len(conns)))+k)%len(conns)]
+		if _, isBad := bad.Load(c); isBad || cc.Has(i) {
+			continue
+		}
+		done, err := c.requestBlock(cc, i)
+		if errors.Is(err, errNotHave) {
+			continue
+		}
+		if err != nil {
+			bad.Store(c, true)
+			continue
+		}
+		t := time.NewTimer(timeout)
+		var value []byte
+		select {
+		case r := <-done:
+			value, err = r.value, r.err
+		case <-t.C:
+			err = fmt.Errorf("request for block %d timed out", i)
+			c.cancelDownload(cc, done)
+		case <-ctx.Done():
+			t.Stop()
+			c.cancelDownload(cc, done)
+			return nil, ctx.Err()
+		}
+		t.Stop()
+		if err == nil {
+			return value, nil
+		}
+		if !errors.Is(err, errNoData) {
+			// Stalled, failed or misbehaved: stop asking it.
+			bad.Store(c, true)
+		}
+	}
+	return cc.Get(ctx, i)
+}
+
+// requestBlock sends a block request of our own on cc's channel.
+func (c *Conn) requestBlock(cc *corestore.Core, i uint64) (<-chan dlResult, error) {
+	c.mu.Lock()
+	chn := c.channels[cc.DiscoveryKey()]
+	if c.err != nil || chn == nil || chn.peer == nil || chn.ch == nil {
+		err := c.err
+		c.mu.Unlock()
+		if err == nil {
+			err = errChannelClosed
+		}
+		return nil, err
+	}
+	if i >= chn.remoteContig || chn.remoteFork != cc.Fork() {
+		c.mu.Unlock()
+		return nil, errNotHave
+	}
+	id := chn.nextDL
+	chn.nextDL++
+	done := make(chan dlResult, 1)
+	chn.dl[id] = done
+	ch := chn.ch
+	c.mu.Unlock()
+
+	nodes, err := cc.MissingNodes(i)
+	if err == nil {
+		var b []byte
+		req := &wire.Request{ID: id, Fork: cc.Fork(), Block: &wire.RequestBlock{Index: i, Nodes: nodes}}
+		if b, err = wire.Marshal(req); err == nil {
+			err = ch.Send(uint64(wire.TypeRequest), b)
+		}
+	}
+	if err != nil {
+		c.mu.Lock()
+		delete(chn.dl, id)
+		c.mu.Unlock()
+		return nil, err
+	}
+	return done, nil
+}
+
+// cancelDownload forgets a request whose answer is no longer awaited.
+func (c *Conn) cancelDownload(cc *corestore.Core, done <-chan dlResult) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	chn := c.channels[cc.DiscoveryKey()]
+	if chn == nil {
+		return
+	}
+	for id, d := range chn.dl {
+		if d == done {
+			delete(chn.dl, id)
+			if chn.ch != nil {
+				if b, err := wire.Marshal(&wire.Cancel{Request: id}); err == nil {
+					chn.ch.Send(uint64(wire.TypeCancel), b)
+				}
+			}
+			return
+		}
+	}
+}
+
+// onDownload takes a data message that answers one of Download's
+// requests; it reports whether the message was one.
+func (chn *channel) onDownload(d *wire.Data) bool {
+	if d.Request < dlFirstID {
+		return false
+	}
+	c := chn.c
+	c.mu.Lock()
+	done, ok := chn.dl[d.Request]
+	delete(chn.dl, d.Request)
+	c.mu.Unlock()
+	if !ok {
+		return true // cancelled or timed out: nothing waits for it
+	}
+	if d.Block == nil {
+		done <- dlResult{err: errNoData}
+		return true
+	}
+	if err := chn.core.Apply(d); err != nil {
+		done <- dlResult{err: err}
+		c.fail(fmt.Errorf("%w: core %x: %w", ErrMisbehaved, chn.core.DiscoveryKey(), err))
+		return true
+	}
+	done <- dlResult{value: d.Block.Value}
+	return true
+}
+
+// onDownloadMiss takes a noData answer to one of Download's requests.
+func (chn *channel) onDownloadMiss(n *wire.NoData) bool {
+	if n.Request < dlFirstID {
+		return false
+	}
+	c := chn.c
+	c.mu.Lock()
+	done, ok := chn.dl[n.Request]
+	delete(chn.dl, n.Request)
+	c.mu.Unlock()
+	if ok {
+		done <- dlResult{err: errNoData}
+	}
+	return true
+}
