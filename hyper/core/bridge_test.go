@@ -405,3 +405,87 @@ func TestLiveGoTruncatesNodeFollows(t *testing.T) {
 		}
 	}
 }
+
+// TestLiveSeekWithNode seeks both ways: a Go reader seeks in Node's core
+// (Node answers our hash+seek requests) and Node's reader seeks in a Go
+// core (we answer Node's), neither side holding the blocks beforehand.
+func TestLiveSeekWithNode(t *testing.T) {
+	t.Run("go reads node", func(t *testing.T) {
+		b := startBridge(t, "seed", "90")
+		first := <-b.lines
+		var key string
+		var hexBlocks []string
+		json.Unmarshal(first["key"], &key)
+		json.Unmarshal(first["blocks"], &hexBlocks)
+		var blocks [][]byte
+		for _, h := range hexBlocks {
+			blk, _ := hex.DecodeString(h)
+			blocks = append(blocks, blk)
+		}
+		r, err := NewReader(store.NewMemory(), key32(t, key), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := NewReplicator(r).AddPeer(b.send)
+		if err := p.Open(); err != nil {
+			t.Fatal(err)
+		}
+		b.pumps.Add(1)
+		go func() { defer b.pumps.Done(); b.pump(t, p) }()
+		waitFor(t, "upgrade from Node", func() bool { return r.Length() == 90 })
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		var total uint64
+		for _, blk := range blocks {
+			total += uint64(len(blk))
+		}
+		for _, off := range []uint64{0, 1, 500, 777, total / 2, total - 1, total} {
+			i, rel, err := r.Seek(ctx, off)
+			if err != nil {
+				t.Fatalf("seek %d in Node's core: %v", off, err)
+			}
+			if wi, wrel := bruteSeek(blocks, off); i != wi || rel != wrel {
+				t.Fatalf("seek %d = (%d, %d), want (%d, %d)", off, i, rel, wi, wrel)
+			}
+		}
+		if r.Has(45) {
+			t.Error("seeking downloaded blocks")
+		}
+	})
+	t.Run("node reads go", func(t *testing.T) {
+		w, blocks := newWriter(t, 0x69, 90)
+		key := w.Key()
+		var total uint64
+		for _, blk := range blocks {
+			total += uint64(len(blk))
+		}
+		offsets := []uint64{0, 1, 500, 777, total / 2, total - 1}
+		var offs []string
+		for _, o := range offsets {
+			offs = append(offs, fmt.Sprint(o))
+		}
+		b := startBridge(t, "read", hex.EncodeToString(key[:]), "0", "90", "0", strings.Join(offs, ","))
+		p := NewReplicator(w).AddPeer(b.send)
+		if err := p.Open(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan map[string]json.RawMessage, 1)
+		b.pumps.Add(1)
+		go func() { defer b.pumps.Done(); done <- b.pump(t, p) }()
+		var o map[string]json.RawMessage
+		select {
+		case o = <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatal("Node reader did not finish")
+		}
+		var res struct{ Seeks [][2]uint64 }
+		if o == nil || json.Unmarshal(o["result"], &res) != nil || len(res.Seeks) != len(offsets) {
+			t.Fatalf("no seek results from Node: %v", o)
+		}
+		for k, off := range offsets {
+			if wi, wrel := bruteSeek(blocks, off); res.Seeks[k] != [2]uint64{wi, wrel} {
+				t.Errorf("Node seek %d in Go's core = %v, want (%d, %d)", off, res.Seeks[k], wi, wrel)
+			}
+		}
+	})
+}

@@ -79,8 +79,11 @@ type Core struct {
 	// waking every Get that waits.
 	changed chan struct{}
 	// fetcher asks replication for a missing block; nil when unreplicated.
-	fetcher   func(index uint64)
-	listeners []func(Event)
+	fetcher func(index uint64)
+	// seekFetcher asks replication for the nodes under a tree node that a
+	// Seek needs; nil when unreplicated.
+	seekFetcher func(node, bytes uint64)
+	listeners   []func(Event)
 	// contiguous is the number of blocks stored from 0 without a gap.
 	contiguous uint64
 }
@@ -300,6 +303,92 @@ func (c *Core) SetFetcher(f func(index uint64)) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.fetcher = f
+}
+
+// SetSeekFetcher installs the function Seek calls to ask replication for
+// the tree nodes below node on the way to byte offset bytes (nil to remove).
+func (c *Core) SetSeekFetcher(f func(node, bytes uint64)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seekFetcher = f
+}
+
+// Seek finds the block holding byte offset bytes of the core (all blocks
+// concatenated) and the offset within it, as Node's core.seek does; an
+// offset equal to ByteLength gives (Length, 0). It walks the verified tree
+// nodes, so a sparse replica learns the way from peers (hash and seek
+// proofs) without downloading the blocks before the offset.
+func (c *Core) Seek(ctx context.Context, bytes uint64) (index, relative uint64, err error) {
+	for {
+		c.mu.RLock()
+		tree := c.tree.Clone()
+		changed := c.changed
+		fetch := c.seekFetcher
+		c.mu.RUnlock()
+		if bytes > tree.ByteLength {
+			return 0, 0, fmt.Errorf("seek to byte %d of %d: %w", bytes, tree.ByteLength, ErrOutOfBounds)
+		}
+		idx, rel, missing, err := localSeek(tree, c.st, bytes)
+		if err != nil {
+			return 0, 0, fmt.Errorf("seek to byte %d: %w", bytes, err)
+		}
+		if !missing {
+			return idx, rel, nil
+		}
+		if fetch == nil {
+			return 0, 0, fmt.Errorf("seek to byte %d needs tree node %d: %w", bytes, idx, ErrNotAvailable)
+		}
+		fetch(idx, bytes)
+		retry := time.NewTimer(fetchRetry)
+		select {
+		case <-ctx.Done():
+			retry.Stop()
+			return 0, 0, fmt.Errorf("seek to byte %d: %w", bytes, ctx.Err())
+		case <-changed:
+		case <-retry.C:
+		}
+		retry.Stop()
+	}
+}
+
+// localSeek walks the roots and stored nodes towards bytes (ByteSeeker in
+// merkle-tree.js, without padding). It returns a block index and offset,
+// or, with missing set, the flat index of the node whose children are not
+// stored yet.
+func localSeek(t *merkle.Tree, g merkle.NodeGetter, bytes uint64) (idx, rel uint64, missing bool, err error) {
+	if bytes == 0 {
+		return 0, 0, false, nil
+	}
+	for _, root := range t.Roots {
+		if bytes == root.Size {
+			return flat.RightSpan(root.Index)/2 + 1, 0, false, nil
+		}
+		if bytes > root.Size {
+			bytes -= root.Size
+			continue
+		}
+		it := flat.NewIterator(root.Index)
+		for it.Index&1 == 1 {
+			l, ok, err := g.GetNode(it.LeftChild())
+			if err != nil {
+				return 0, 0, false, err
+			}
+			if !ok {
+				it.Parent()
+				return it.Index, 0, true, nil
+			}
+			switch {
+			case l.Size == bytes:
+				return it.RightSpan()/2 + 1, 0, false, nil
+			case l.Size > bytes:
+				continue
+			}
+			bytes -= l.Size
+			it.Sibling()
+		}
+		return it.Index / 2, bytes, false, nil
+	}
+	return 0, 0, false, fmt.Errorf("byte offset beyond the roots: %w", ErrOutOfBounds)
 }
 
 // notifyLocked wakes waiters; it returns the listeners to call once the

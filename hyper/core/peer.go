@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hyperos/hyperos/hyper/core/flat"
 	"github.com/hyperos/hyperos/hyper/core/merkle"
 	"github.com/hyperos/hyperos/hyper/core/wire"
 )
@@ -99,6 +100,24 @@ func (h *have) get(i uint64) bool {
 	return w < uint64(len(h.words)) && h.words[w]&(1<<(i%64)) != 0
 }
 
+// firstIn returns the first announced block in [start, end).
+func (h *have) firstIn(start, end uint64) (uint64, bool) {
+	if start < h.contig {
+		return start, true
+	}
+	for i := start; i < end && i < uint64(len(h.words))*64; i++ {
+		w := h.words[i/64]
+		if w == 0 {
+			i |= 63 // skip the rest of an empty word
+			continue
+		}
+		if w&(1<<(i%64)) != 0 {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
 // setRange marks [start, start+length) as present or dropped.
 func (h *have) setRange(start, length uint64, v bool) {
 	end := start + length
@@ -165,6 +184,10 @@ type Replicator struct {
 	peers  []*Peer
 	// wanted holds blocks a Get is waiting for.
 	wanted map[uint64]bool
+	// seeks maps a tree node a Seek is stuck at to the byte offset sought;
+	// seekInflight marks the nodes already asked about.
+	seeks        map[uint64]uint64
+	seekInflight map[uint64]*Peer
 	// blockInflight maps a requested block to the peer asked for it.
 	blockInflight map[uint64]*Peer
 	upgrading     *Peer
@@ -185,8 +208,10 @@ type outMsg struct {
 // NewReplicator attaches replication to c: Get on c will ask peers for
 // missing blocks, and local appends are announced to them.
 func NewReplicator(c *Core) *Replicator {
-	r := &Replicator{core: c, wanted: map[uint64]bool{}, blockInflight: map[uint64]*Peer{}, now: time.Now}
+	r := &Replicator{core: c, wanted: map[uint64]bool{}, blockInflight: map[uint64]*Peer{},
+		seeks: map[uint64]uint64{}, seekInflight: map[uint64]*Peer{}, now: time.Now}
 	c.SetFetcher(r.fetch)
+	c.SetSeekFetcher(r.fetchSeek)
 	c.OnEvent(r.onEvent)
 	return r
 }
@@ -328,8 +353,28 @@ func (r *Replicator) releaseLocked(p *Peer) {
 	if r.upgrading == p {
 		r.upgrading = nil
 	}
+	for n, q := range r.seekInflight {
+		if q == p {
+			delete(r.seekInflight, n)
+		}
+	}
 	p.inflight = map[uint64]*pending{}
 }
+
+// seekNode is the tree node a hash+seek request was about.
+func seekNode(req *wire.Request) (uint64, bool) {
+	if req.Hash == nil || req.Seek == nil {
+		return 0, false
+	}
+	it := flat.NewIterator(req.Hash.Index)
+	for i := uint64(0); i < req.Hash.Nodes && i < maxSeekDepth; i++ {
+		it.Parent()
+	}
+	return it.Index, true
+}
+
+// maxSeekDepth bounds the climb in seekNode (a tree of 2^64 blocks).
+const maxSeekDepth = 64
 
 // Handle processes one incoming message. Errors wrapping ErrMisbehaved
 // prove the remote misbehaves (the caller may close the channel); any
@@ -395,6 +440,9 @@ func (p *Peer) Handle(m wire.Message) error {
 				r.upgrading = nil
 				p.remoteCanUp = false
 			}
+			if n, ok := seekNode(req.Request); ok && r.seekInflight[n] == p {
+				delete(r.seekInflight, n)
+			}
 		}
 		r.updateLocked()
 		r.flush()
@@ -438,6 +486,12 @@ func (p *Peer) onData(d *wire.Data) error {
 	}
 	if req.Upgrade != nil && r.upgrading == p {
 		r.upgrading = nil
+	}
+	if n, ok := seekNode(req.Request); ok {
+		if r.seekInflight[n] == p {
+			delete(r.seekInflight, n)
+		}
+		delete(r.seeks, n) // answered; a Seek still stuck will ask again
 	}
 	if err != nil {
 		p.paused = true
@@ -516,6 +570,9 @@ func (r *Replicator) expireLocked() {
 			if req.Upgrade != nil && r.upgrading == p {
 				r.upgrading = nil
 			}
+			if n, ok := seekNode(req.Request); ok && r.seekInflight[n] == p {
+				delete(r.seekInflight, n)
+			}
 			p.backoff = now.Add(timeout)
 			p.queue(&wire.Cancel{Request: id})
 		}
@@ -532,6 +589,7 @@ func (r *Replicator) usable(p *Peer) bool {
 func (r *Replicator) updateLocked() {
 	r.expireLocked()
 	t := r.core.Tree()
+	defer r.planSeeksLocked(t)
 	needManifest := r.core.Manifest() == nil
 	if r.upgrading == nil {
 		for _, p := range r.peers {
@@ -595,6 +653,51 @@ func (r *Replicator) updateLocked() {
 	}
 }
 
+// planSeeksLocked asks, for every node a Seek is stuck at, a peer that
+// holds a block below it for that block's hash proof plus a seek proof, as
+// Node does: the answer carries the path down to the sought block.
+func (r *Replicator) planSeeksLocked(t *merkle.Tree) {
+	for node, bytes := range r.seeks {
+		if r.seekInflight[node] != nil {
+			continue
+		}
+		left, right := flat.Spans(node)
+		start, end := left/2, right/2+1
+		if end > t.Length {
+			delete(r.seeks, node) // not a node of our tree (any more)
+			continue
+		}
+		for _, p := range r.peers {
+			if !r.usable(p) || p.remoteFork != t.Fork {
+				continue
+			}
+			i, ok := p.remoteHave.firstIn(start, end)
+			if !ok {
+				continue
+			}
+			req := &wire.Request{ID: p.nextID(), Fork: t.Fork,
+				Hash: &wire.RequestBlock{Index: 2 * i, Nodes: flat.Depth(node)},
+				Seek: &wire.RequestSeek{Bytes: bytes}}
+			p.inflight[req.ID] = &pending{req, r.now()}
+			r.seekInflight[node] = p
+			p.queue(req)
+			break
+		}
+	}
+}
+
+// fetchSeek is Core's hook for a Seek stuck at node.
+func (r *Replicator) fetchSeek(node, bytes uint64) {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return
+	}
+	r.seeks[node] = bytes
+	r.updateLocked()
+	r.flush()
+}
+
 // HandleExtension registers h for extension messages called name (such as
 // Hyperbee's "hyperbee" prefetch hints). h runs on the receiving goroutine.
 func (r *Replicator) HandleExtension(name string, h func(p *Peer, message []byte)) {
@@ -637,6 +740,7 @@ func (r *Replicator) fetch(index uint64) {
 // channels themselves belong to the transport and are closed there.
 func (r *Replicator) Close() {
 	r.core.SetFetcher(nil)
+	r.core.SetSeekFetcher(nil)
 	r.mu.Lock()
 	r.closed = true
 	for _, p := range r.peers {
@@ -645,6 +749,8 @@ func (r *Replicator) Close() {
 	r.peers = nil
 	r.wanted = map[uint64]bool{}
 	r.blockInflight = map[uint64]*Peer{}
+	r.seeks = map[uint64]uint64{}
+	r.seekInflight = map[uint64]*Peer{}
 	r.upgrading = nil
 	r.mu.Unlock()
 }

@@ -11,9 +11,10 @@
 //   node core-bridge.js seed <blocks>   Node seeds, prints {"key", "blocks"} first;
 //                                       a {"truncate": n, "more": k} line makes it
 //                                       truncate and append k new blocks
-//   node core-bridge.js read <keyhex> <index,...> <length> [fork]
+//   node core-bridge.js read <keyhex> <index,...> <length> [fork] [byte,...]
 //                                       Node reads once it reached length (and
-//                                       fork), prints {"result": ...} at the end
+//                                       fork), seeks to the byte offsets, and
+//                                       prints {"result": ...} at the end
 const fs = require('fs')
 const os = require('os')
 const path = require('path')
@@ -92,6 +93,7 @@ async function main () {
     const wanted = args[1].split(',').map(Number)
     const length = Number(args[2])
     const fork = Number(args[3] || 0)
+    const seeks = args[4] ? args[4].split(',').map(Number) : []
     const core = new Hypercore(tmp(), key)
     await core.ready()
     await bridge(core)
@@ -100,6 +102,8 @@ async function main () {
       await new Promise((resolve) => setTimeout(resolve, 10))
       await core.update({ wait: true })
     }
+    result.seeks = []
+    for (const bytes of seeks) result.seeks.push(await core.seek(bytes))
     for (const i of wanted) result.blocks[i] = b4a.toString(await core.get(i), 'hex')
     result.length = core.length
     result.fork = core.fork
