@@ -13,8 +13,9 @@
 //	                   signables, tree batches, GenerateProof, Verify and
 //	                   the Verifier (compat, v0, v1 multisig, prologue)
 //	hyper/core/store   Storage: Memory, and Dir (crash-safe, on disk)
-//	hyper/core         Core (Create, NewReader, Open; Append, Get, Proof,
-//	                   Apply) and Replicator/Peer (message-driven replication)
+//	hyper/core         Core (Create, NewReader, Open; Append, Truncate, Get,
+//	                   Seek, Proof, Apply) and Replicator/Peer
+//	                   (message-driven replication)
 //
 // The layer above (Hyperbee, Hyperdrive) sees a core through the Blocks
 // interface. Replication is transport-agnostic: a Peer takes a send
