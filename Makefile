@@ -9,9 +9,9 @@ BUILD ?= $(CURDIR)/build
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 GO_TEST_FLAGS ?=
 # End-to-end packages; each boots the real image.
-E2E_PKGS ?= ./image/... ./cmd/hyperos/... ./vm/...
+E2E_PKGS ?= ./image/... ./cmd/hyperos/... ./vm/... ./hyper/share/...
 
-.PHONY: all build bin console deps image image-arm64 run test unit e2e cross repro bench bench-image bench-cli clean
+.PHONY: all build bin console deps image image-arm64 run test unit e2e cross repro bench bench-image bench-cli bench-hyper clean
 
 all: build
 
@@ -74,7 +74,12 @@ repro:
 	$(SUDO) env "PATH=$(PATH)" ./scripts/check-repro.sh $(ARCH)
 
 ## bench: every benchmark
-bench: bench-image bench-cli
+bench: bench-image bench-cli bench-hyper
+
+## bench-hyper: 256 MB replicated Node/Go in every direction (MB/s, × Node → Node), and a cold random 4 KiB read of a 1 GB file over 20 ms RTT
+bench-hyper:
+	cd hyper/testdata/node && { [ -d node_modules ] || npm ci --no-audit --no-fund; }
+	go test -tags e2e -run '^$$' -bench 'BenchmarkReplicate|BenchmarkColdRandomRead4KiB20msRTT' -benchtime 1x -timeout 30m ./hyper/share/
 
 ## bench-cli: boot-to-SSH through the hyperos CLI
 bench-cli: image
