@@ -382,7 +382,7 @@ func TestDownloadAroundHostilePeers(t *testing.T) {
 		d, isData := m.(*wire.Data)
 		return m, !isData || d.Block == nil // upgrades yes, blocks never
 	}}).serve(t, w.Core)
-	st := corestore.NewMemory([32]byte{4}, nil)
+	st := corestore.NewMemory([32]byte{4}, &corestore.Options{RequestTimeout: 500 * time.Millisecond})
 	defer st.Close()
 	r, err := st.Get(w.Key())
 	if err != nil {
