@@ -9,9 +9,9 @@ BUILD ?= $(CURDIR)/build
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 GO_TEST_FLAGS ?=
 # End-to-end packages; each boots the real image.
-E2E_PKGS ?= ./image/... ./cmd/hyperos/... ./vm/... ./hyper/share/...
+E2E_PKGS ?= ./image/... ./cmd/hyperos/... ./vm/... ./hyper/share/... ./tray/...
 
-.PHONY: all build bin console deps image image-arm64 run test unit e2e cross repro bench bench-image bench-cli bench-hyper clean
+.PHONY: all build bin console deps image image-arm64 run test unit e2e cross repro bench bench-image bench-cli bench-tray bench-hyper screenshot clean
 
 all: build
 
@@ -74,7 +74,7 @@ repro:
 	$(SUDO) env "PATH=$(PATH)" ./scripts/check-repro.sh $(ARCH)
 
 ## bench: every benchmark
-bench: bench-image bench-cli bench-hyper
+bench: bench-image bench-cli bench-hyper bench-tray
 
 ## bench-hyper: 256 MB replicated Node/Go in every direction (MB/s, × Node → Node), and a cold random 4 KiB read of a 1 GB file over 20 ms RTT
 bench-hyper:
@@ -88,6 +88,14 @@ bench-cli: image
 ## bench-image: size, boot-to-ready-line, boot-to-SSH and systemd-analyze
 bench-image: image
 	go test -tags e2e -run '^$$' -bench BenchmarkBoot -benchtime 3x -timeout 30m ./image/
+
+## bench-tray: the tray's idle RSS, CPU time and wake-ups over a minute
+bench-tray:
+	go test -run '^$$' -bench BenchmarkTrayIdle -benchtime 1x -timeout 10m ./tray/
+
+## screenshot: docs/tray.png, the tray and its open menu under Xvfb + xfce4-panel + dunst
+screenshot: image bin
+	./tray/screenshot.sh $(BUILD)/bin/hyperos docs/tray.png
 
 clean:
 	rm -rf $(BUILD)

@@ -26,7 +26,7 @@ import (
 const testTimeout = 2 * time.Minute
 
 // home makes an initialized HyperOS home (settings and SSH key, no image).
-func home(t *testing.T) config.Paths {
+func home(t testing.TB) config.Paths {
 	t.Helper()
 	dir := t.TempDir()
 	p := config.Paths{Config: filepath.Join(dir, "config"), State: filepath.Join(dir, "state"), Cache: filepath.Join(dir, "cache")}
@@ -43,7 +43,7 @@ type service struct {
 }
 
 // startService runs the service for p, with no boot at start.
-func startService(t *testing.T, p config.Paths, opts daemon.Options) *service {
+func startService(t testing.TB, p config.Paths, opts daemon.Options) *service {
 	t.Helper()
 	m, err := machine.Open(p)
 	if err != nil {
@@ -85,6 +85,21 @@ func (s *service) stop() {
 	<-s.done
 }
 
+// trayEnv is the environment of a tray on the bus at addr for HyperOS home p,
+// with nothing of a desktop in it but the bus: no DISPLAY, no XDG_RUNTIME_DIR.
+func trayEnv(addr string, p config.Paths) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch k {
+		case "DISPLAY", "WAYLAND_DISPLAY", "XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS", "HYPEROS_HOME":
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, "DBUS_SESSION_BUS_ADDRESS="+addr, "HYPEROS_HOME="+filepath.Dir(p.State))
+}
+
 // trayProc is the tray under test, in a child process.
 type trayProc struct {
 	cmd  *exec.Cmd
@@ -114,19 +129,9 @@ func (s *syncBuffer) String() string {
 // XDG_RUNTIME_DIR.
 func startTray(t *testing.T, addr string, p config.Paths, extra ...string) *trayProc {
 	t.Helper()
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		switch k {
-		case "DISPLAY", "WAYLAND_DISPLAY", "XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS", "HYPEROS_HOME":
-			continue
-		}
-		env = append(env, kv)
-	}
-	env = append(env, "HYPEROS_TRAY_TEST_CHILD=1", "DBUS_SESSION_BUS_ADDRESS="+addr, "HYPEROS_HOME="+filepath.Dir(p.State))
-	env = append(env, extra...)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = env
+	cmd.Env = append(trayEnv(addr, p), "HYPEROS_TRAY_TEST_CHILD=1")
+	cmd.Env = append(cmd.Env, extra...)
 	tp := &trayProc{cmd: cmd, out: &syncBuffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = tp.out, tp.out
 	if err := cmd.Start(); err != nil {
