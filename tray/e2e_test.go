@@ -125,7 +125,10 @@ func TestTrayBootStop(t *testing.T) {
 	if err := m.Click(ctx, item(t, it, "Stop").ID); err != nil {
 		t.Fatal(err)
 	}
-	it, err = m.Wait(ctx, func(it dbustest.Item) bool { b, _ := it.Find("Boot"); return status(it) == "HyperOS: Offline" && b.Enabled })
+	it, err = m.Wait(ctx, func(it dbustest.Item) bool {
+		b, _ := it.Find("Boot")
+		return status(it) == "HyperOS: Offline" && b.Enabled
+	})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, it)
 	}

@@ -21,6 +21,7 @@ type menu struct {
 	mu    sync.Mutex
 	last  *View
 	icons map[string][]byte
+	end   context.CancelFunc
 }
 
 // Run shows the tray until ctx ends or Quit is clicked. On macOS it must be
@@ -40,14 +41,14 @@ func Run(ctx context.Context, o Options) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	m := &menu{icons: icons}
+	m := &menu{icons: icons, end: cancel}
 	c := newController(o, m)
-	systray.Run(func() { m.build(ctx, c) }, cancel)
+	runLoop(ctx, cancel, func() { m.build(ctx, c) }, func() { go c.follow(ctx) })
 	return nil
 }
 
-// build makes the items, in their final order, and starts the loops. It runs
-// once, before the menu is first served.
+// build makes the items, in their final order, and starts their click loops.
+// It runs once, before the menu is first served.
 func (m *menu) build(ctx context.Context, c *controller) {
 	systray.SetTitle("HyperOS")
 	m.status = systray.AddMenuItem("HyperOS", "")
@@ -106,11 +107,6 @@ func (m *menu) build(ctx context.Context, c *controller) {
 			}
 		}()
 	}
-	go func() {
-		<-ctx.Done()
-		systray.Quit()
-	}()
-	go c.follow(ctx)
 }
 
 func (m *menu) show(v View) {
@@ -169,7 +165,8 @@ func (m *menu) setLogin(on bool) {
 	}
 }
 
-func (m *menu) quit() { systray.Quit() }
+// quit ends Run, which then takes the tray down.
+func (m *menu) quit() { m.end() }
 
 // errNoTray wraps platform errors that keep the tray from starting.
 func errNoTray(err error) error { return fmt.Errorf("cannot show the HyperOS tray: %w", err) }
