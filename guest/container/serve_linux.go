@@ -198,6 +198,9 @@ func Serve(ctx context.Context, d Dirs, name string, ev *Events, log *slog.Logge
 	}
 	cmd := exec.Command("systemd-nspawn", args...)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	// nspawn locks an image with a file beside it; the lazy image's directory
+	// holds only the image, and the unit itself keeps one container per name.
+	cmd.Env = append(os.Environ(), "SYSTEMD_NSPAWN_LOCK=0")
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("systemd-nspawn: %w", err)
