@@ -2,6 +2,7 @@ package tray
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/godbus/dbus/v5"
@@ -52,10 +53,10 @@ func (n *dbusNotifier) Notify(ctx context.Context, title, body string) error {
 	}
 	defer conn.Close()
 	if err := conn.Auth(nil); err != nil {
-		return fmt.Errorf("authenticate on the session bus: %w", err)
+		return fmt.Errorf("authenticate on the session bus: %w", errors.Join(err, ctx.Err()))
 	}
 	if err := conn.Hello(); err != nil {
-		return fmt.Errorf("session bus hello: %w", err)
+		return fmt.Errorf("session bus hello: %w", errors.Join(err, ctx.Err()))
 	}
 	hints := map[string]dbus.Variant{"urgency": dbus.MakeVariant(byte(1))}
 	if n.icon.Data != nil {
@@ -65,6 +66,11 @@ func (n *dbusNotifier) Notify(ctx context.Context, title, body string) error {
 	call := obj.CallWithContext(ctx, "org.freedesktop.Notifications.Notify", 0,
 		"HyperOS", uint32(0), "", title, body, []string{}, hints, int32(-1))
 	if call.Err != nil {
+		if ctx.Err() != nil {
+			// godbus closes the connection when ctx ends, and the call may
+			// report that instead of the context: say why it really ended.
+			return fmt.Errorf("org.freedesktop.Notifications.Notify: no answer: %w", ctx.Err())
+		}
 		return fmt.Errorf("org.freedesktop.Notifications.Notify: %w", call.Err)
 	}
 	return nil
