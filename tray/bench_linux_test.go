@@ -23,10 +23,7 @@ import (
 func BenchmarkTrayIdle(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	bin := filepath.Join(b.TempDir(), "hyperos")
-	if out, err := exec.Command("go", "build", "-trimpath", "-o", bin, "../cmd/hyperos").CombinedOutput(); err != nil {
-		b.Fatalf("build hyperos: %v\n%s", err, out)
-	}
+	bin := buildHyperos(b)
 	p := home(b)
 	addr := dbustest.StartBus(b)
 	w := dbustest.StartWatcher(b, addr)
@@ -65,6 +62,17 @@ func BenchmarkTrayIdle(b *testing.B) {
 		b.ReportMetric(float64(sw1-sw0), "wakeups/min")
 		b.Logf("idle minute: RSS %.1f MB (peak %.1f MB), CPU %d ms, %d context switches", float64(rss)/1024, float64(hwm)/1024, (cpu1-cpu0)*10, sw1-sw0)
 	}
+}
+
+// buildHyperos builds the hyperos binary, whose `hyperos tray` is what users
+// run.
+func buildHyperos(tb testing.TB) string {
+	tb.Helper()
+	bin := filepath.Join(tb.TempDir(), "hyperos")
+	if out, err := exec.Command("go", "build", "-trimpath", "-o", bin, "../cmd/hyperos").CombinedOutput(); err != nil {
+		tb.Fatalf("build hyperos: %v\n%s", err, out)
+	}
+	return bin
 }
 
 // procCPU is utime+stime of pid in clock ticks (USER_HZ, 100 on Linux).

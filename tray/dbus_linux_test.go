@@ -1,15 +1,18 @@
 package tray
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -290,7 +293,13 @@ func TestTrayReconnects(t *testing.T) {
 	w := dbustest.StartWatcher(t, addr)
 	notes := dbustest.StartNotifications(t, addr, false)
 	svc := startService(t, p, daemon.Options{})
-	startTray(t, addr, p)
+	startReq := filepath.Join(t.TempDir(), "start.sock")
+	ln, err := net.Listen("unix", startReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	startTray(t, addr, p, "HYPEROS_TRAY_TEST_START="+startReq)
 
 	reg, err := w.Next(ctx)
 	if err != nil {
@@ -359,8 +368,34 @@ func TestTrayReconnects(t *testing.T) {
 			t.Errorf("%s enabled while the service is gone", label)
 		}
 	}
-	// It comes back: the tray reconnects and rebuilds from the snapshot.
-	startService(t, p, daemon.Options{})
+	// "Start HyperOS service" brings it back: the tray reconnects at once
+	// and rebuilds the menu from the snapshot.
+	requests := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		if line, err := bufio.NewReader(c).ReadString('\n'); err == nil && line == "start\n" {
+			requests <- c
+			return
+		}
+		c.Close()
+	}()
+	if err := m.Click(ctx, item(t, it, "Start HyperOS service").ID); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case c := <-requests:
+		startService(t, p, daemon.Options{})
+		_, err := c.Write([]byte("started\n"))
+		c.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-ctx.Done():
+		t.Fatal("clicking Start HyperOS service asked for nothing")
+	}
 	it, err = m.Wait(ctx, func(it dbustest.Item) bool {
 		s, _ := it.Find("Start HyperOS service")
 		b, _ := it.Find("Boot")
@@ -396,5 +431,55 @@ func TestNoSessionBus(t *testing.T) {
 	err := platformCheck()
 	if err == nil || !strings.Contains(err.Error(), "DBUS_SESSION_BUS_ADDRESS") {
 		t.Fatalf("platformCheck without a bus: %v", err)
+	}
+}
+
+// TestHyperosTray runs the real `hyperos tray` command (the CLI's wiring: the
+// API client on the home's socket, app/service behind Start at Login) against
+// a running service: it registers, shows the offline menu, and exits cleanly
+// on SIGTERM.
+func TestHyperosTray(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	bin := buildHyperos(t)
+	p := home(t)
+	addr := dbustest.StartBus(t)
+	w := dbustest.StartWatcher(t, addr)
+	startService(t, p, daemon.Options{})
+	cmd := exec.Command(bin, "tray", "-v")
+	cmd.Env = trayEnv(addr, p)
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() { t.Logf("hyperos tray output:\n%s", out.String()) }()
+	reg, err := w.Next(ctx)
+	if err != nil {
+		cmd.Process.Kill()
+		t.Fatal(err)
+	}
+	m := dbustest.Menu{Conn: dbustest.Connect(t, addr), Dest: reg.Sender, Path: "/StatusNotifierItem/menu"}
+	it, err := m.Wait(ctx, func(it dbustest.Item) bool { return status(it) == "HyperOS: Offline" })
+	if err != nil {
+		cmd.Process.Kill()
+		t.Fatalf("%v\n%s", err, it)
+	}
+	for _, label := range []string{"Boot", "Start at Login", "Open Logs", "About HyperOS", "Quit"} {
+		if !item(t, it, label).Enabled {
+			t.Errorf("%s disabled:\n%s", label, it)
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("hyperos tray after SIGTERM: %v", err)
+		}
+	case <-ctx.Done():
+		cmd.Process.Kill()
+		t.Fatal("hyperos tray did not exit on SIGTERM")
 	}
 }

@@ -1,10 +1,12 @@
 package tray
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -38,6 +40,9 @@ func child() int {
 	if f := os.Getenv("HYPEROS_TRAY_TEST_LOGIN"); f != "" {
 		o.Login = fileLogin(f)
 	}
+	if sock := os.Getenv("HYPEROS_TRAY_TEST_START"); sock != "" {
+		o.StartService = func(ctx context.Context) error { return askToStart(ctx, sock) }
+	}
 	if err := Run(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "tray:", err)
 		return 1
@@ -64,4 +69,24 @@ func (f fileLogin) SetEnabled(_ context.Context, on bool) error {
 		return os.WriteFile(string(f), []byte("installed\n"), 0o600)
 	}
 	return os.Remove(string(f))
+}
+
+// askToStart is the test tray's "Start HyperOS service": the service runs in
+// the test process, so the tray asks the test, over a unix socket, to start it
+// and waits until it has.
+func askToStart(ctx context.Context, sock string) error {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", sock)
+	if err != nil {
+		return fmt.Errorf("ask the test to start the service: %w", err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("start\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || line != "started\n" {
+		return fmt.Errorf("the test did not start the service: %q %v", line, err)
+	}
+	return nil
 }

@@ -50,7 +50,11 @@ func Run(ctx context.Context, o Options) error {
 // build makes the items, in their final order, and starts their click loops.
 // It runs once, before the menu is first served.
 func (m *menu) build(ctx context.Context, c *controller) {
-	systray.SetTitle("HyperOS")
+	if goos != "darwin" {
+		// The item's name for panels that list items; on macOS a title
+		// would be drawn as text beside the icon in the menu bar.
+		systray.SetTitle("HyperOS")
+	}
 	m.status = systray.AddMenuItem("HyperOS", "")
 	m.status.Disable()
 	systray.AddSeparator()
