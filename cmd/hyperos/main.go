@@ -33,12 +33,17 @@ const usage = `usage: hyperos COMMAND [flags]
   boot     boot the VM and wait until it is online; prints its IP and hostname
   status   is the VM running? (--json; exit status 0 when running)
   ip       print the VM's IP address
-  ssh      open a shell in the VM (or run a command: hyperos ssh -- CMD)
+  ssh      open a shell in the VM (or run a command: hyperos ssh -- CMD);
+           --container NAME opens it inside a running container
   run      run a command in the VM: hyperos run -- CMD [ARGS...]
   halt     shut the VM down gracefully and wait until it has stopped
   kill     stop the VM at once
   pid      print the hypervisor's process id
   ps       list the HyperOS VMs running on this host (--json)
+  container boot|ls|stop|rm   live-boot container images in the VM (hyperos container help)
+  image create OUT.img        make a bootable Debian container image (Linux, root)
+  share PATH [--listen H:P]   publish a file or tree as a Hyperdrive and seed it
+  get LINK [DEST] [--peer H:P]  fetch a hyper:// file or tree, verified, resumable
   version  print the version
 
   daemon   run the background service in the foreground (it owns the VM)
@@ -230,6 +235,10 @@ func dispatch(ctx context.Context, cmd string, args []string, stdin *os.File, st
 		fmt.Fprintln(stdout, st.Pid)
 		return nil
 	case "ssh", "run":
+		ctr := ""
+		if cmd == "ssh" {
+			fs.StringVar(&ctr, "container", "", "open the shell inside this container")
+		}
 		rest, err := parse(fs, args, -1)
 		if err != nil {
 			return err
@@ -245,6 +254,14 @@ func dispatch(ctx context.Context, cmd string, args []string, stdin *os.File, st
 		command := ""
 		if len(rest) > 0 {
 			command = shell.Quote(rest)
+		}
+		if ctr != "" {
+			if len(rest) > 0 {
+				return fmt.Errorf("%w: --container opens a shell; to run a command use: hyperos run -- systemd-run -M NAME --pipe --wait CMD", errUsage)
+			}
+			if command, err = containerShell(ctr); err != nil {
+				return err
+			}
 		}
 		var code int
 		if cmd == "ssh" {
