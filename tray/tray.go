@@ -127,12 +127,24 @@ func (c *controller) follow(ctx context.Context) {
 	c.ui.show(Render(c.current()))
 	delay := minBackoff
 	for {
+		lagged := false
 		err := c.opts.Service.Events(ctx, func(e api.Event) {
 			delay = minBackoff
+			if e.Type == api.EventLagged {
+				lagged = true
+				return
+			}
 			c.event(ctx, e)
 		})
 		if ctx.Err() != nil {
 			return
+		}
+		if lagged {
+			// The service is there; the tray fell behind (a suspended
+			// laptop, a stalled desktop). Reconnect at once for a fresh
+			// snapshot, without showing "not running" in between.
+			c.log.Warn("the service cut the event stream off; reconnecting")
+			continue
 		}
 		c.mu.Lock()
 		was := c.state.Link
@@ -168,9 +180,6 @@ func (c *controller) event(ctx context.Context, e api.Event) {
 	next := prev.Apply(e)
 	c.state = next
 	c.mu.Unlock()
-	if e.Type == api.EventLagged {
-		c.log.Warn("the service cut the event stream off; reconnecting")
-	}
 	c.ui.show(Render(next))
 	for _, n := range Notices(prev, next, e) {
 		c.lim.Send(ctx, n)
