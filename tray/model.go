@@ -141,7 +141,9 @@ func shorten(s string, n int) string {
 
 // Notice is one notification to show.
 type Notice struct {
-	// Key identifies the event, so the same event is never shown twice.
+	// Key identifies the event (its kind and the service's sequence number),
+	// so the same event delivered twice is shown once; a second boot or
+	// failure is a new event and is shown, within the rate limit.
 	Key   string
 	Title string
 	Body  string
@@ -158,19 +160,19 @@ func Notices(prev, next State, e api.Event) []Notice {
 	switch {
 	case next.Phase == api.Online && next.IP != "" && (prev.Phase != api.Online || prev.IP != next.IP):
 		out = append(out, Notice{
-			Key:   "online:" + next.IP,
+			Key:   fmt.Sprintf("online:%s:%d", next.IP, e.Seq),
 			Title: "HyperOS",
 			Body:  fmt.Sprintf("HyperOS is online at %s", next.IP),
 		})
 	case next.Phase == api.Failed && prev.Phase == api.Booting:
 		out = append(out, Notice{
-			Key:   "boot-failed:" + next.Reason,
+			Key:   fmt.Sprintf("boot-failed:%d", e.Seq),
 			Title: "HyperOS",
 			Body:  "Boot failed: " + orUnknown(next.Reason),
 		})
 	case next.Phase == api.Failed && prev.Phase == api.Online:
 		out = append(out, Notice{
-			Key:   "stopped:" + next.Reason,
+			Key:   fmt.Sprintf("stopped:%d", e.Seq),
 			Title: "HyperOS",
 			Body:  "HyperOS stopped unexpectedly: " + orUnknown(next.Reason),
 		})
