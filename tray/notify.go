@@ -32,7 +32,9 @@ type Limiter struct {
 	mu   sync.Mutex
 	seen map[string]time.Time
 	sent []time.Time
-	busy bool
+
+	once  sync.Once
+	queue chan Notice
 }
 
 // NewLimiter returns a limiter with the tray's defaults: one minute, three
@@ -74,33 +76,41 @@ func (l *Limiter) Allow(n Notice) bool {
 	return true
 }
 
-// Send shows n in the background unless the limiter drops it. One notification
-// is in flight at a time: while the server is slow, later ones are dropped
-// rather than queued behind it, so a hung server costs at most one goroutine
-// for notifyTimeout.
+// queueLen is how many notices may wait behind a slow notification server
+// before more are dropped.
+const queueLen = 4
+
+// Send shows n in the background unless the limiter drops it. One goroutine,
+// started by the first Send and ending with its ctx, shows the notices in
+// order, each bounded by notifyTimeout: a hung server delays the queue and,
+// once it is full, drops notices, but never blocks the tray.
 func (l *Limiter) Send(ctx context.Context, n Notice) {
 	if !l.Allow(n) {
 		l.Log.Debug("notification dropped (duplicate or rate limit)", "key", n.Key)
 		return
 	}
-	l.mu.Lock()
-	if l.busy {
-		l.mu.Unlock()
-		l.Log.Warn("notification dropped: the previous one is still pending", "body", n.Body)
-		return
+	l.once.Do(func() {
+		l.queue = make(chan Notice, queueLen)
+		go l.run(ctx)
+	})
+	select {
+	case l.queue <- n:
+	default:
+		l.Log.Warn("notification dropped: the notification server is not keeping up", "body", n.Body)
 	}
-	l.busy = true
-	l.mu.Unlock()
-	go func() {
-		defer func() {
-			l.mu.Lock()
-			l.busy = false
-			l.mu.Unlock()
-		}()
-		ctx, cancel := context.WithTimeout(ctx, notifyTimeout)
-		defer cancel()
-		if err := l.Next.Notify(ctx, n.Title, n.Body); err != nil {
-			l.Log.Warn("notification failed", "body", n.Body, "err", err)
+}
+
+func (l *Limiter) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case n := <-l.queue:
+			nctx, cancel := context.WithTimeout(ctx, notifyTimeout)
+			if err := l.Next.Notify(nctx, n.Title, n.Body); err != nil {
+				l.Log.Warn("notification failed", "body", n.Body, "err", err)
+			}
+			cancel()
 		}
-	}()
+	}
 }
