@@ -111,7 +111,6 @@ func SystemdUnit(c Config) (string, error) {
 	b.WriteString("[Unit]\n")
 	b.WriteString("Description=" + description + "\n")
 	b.WriteString("Documentation=https://github.com/hyperos/hyperos\n")
-	b.WriteString("ConditionFileIsExecutable=" + systemdEscapePath(c.Exe) + "\n")
 	b.WriteString("StartLimitIntervalSec=600\nStartLimitBurst=5\n\n")
 	b.WriteString("[Service]\nType=simple\n")
 	b.WriteString("ExecStart=" + systemdQuote(c.Exe))
@@ -138,11 +137,6 @@ func systemdQuote(s string) string {
 func systemdQuoteEnv(s string) string {
 	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, `%`, `%%`)
 	return `"` + r.Replace(s) + `"`
-}
-
-// systemdEscapePath escapes a path for a setting that takes one unquoted path.
-func systemdEscapePath(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `%`, `%%`, " ", `\x20`).Replace(s)
 }
 
 // Autostart is the XDG autostart entry that starts the tray when the graphical
