@@ -37,7 +37,7 @@ func TestImageBoot(t *testing.T) {
 		}
 	})
 	t.Run("HostnameAndKeyFromCmdline", func(t *testing.T) {
-		out := v.Run("hostname; cat /etc/hostname; stat -c '%a %U' /root/.ssh/authorized_keys /root/.ssh; cat /root/.ssh/authorized_keys")
+		out := v.On(t).Run("hostname; cat /etc/hostname; stat -c '%a %U' /root/.ssh/authorized_keys /root/.ssh; cat /root/.ssh/authorized_keys")
 		lines := strings.Split(strings.TrimSpace(out), "\n")
 		want := []string{"simon-mittens-7", "simon-mittens-7", "600 root", "700 root", vm.AuthorizedKey(v.Signer)}
 		if strings.Join(lines, "\n") != strings.Join(want, "\n") {
@@ -45,7 +45,7 @@ func TestImageBoot(t *testing.T) {
 		}
 	})
 	t.Run("HostKeyMatchesReadyLine", func(t *testing.T) {
-		out := strings.TrimSpace(v.Run("cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub"))
+		out := strings.TrimSpace(v.On(t).Run("cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub"))
 		if out != v.Ready.HostKeys[0] {
 			t.Fatalf("sshd key %q, ready line %q", out, v.Ready.HostKeys[0])
 		}
@@ -62,7 +62,7 @@ func TestImageBoot(t *testing.T) {
 		}
 	})
 	t.Run("MotdOnLogin", func(t *testing.T) {
-		c, err := v.Dial()
+		c, err := v.On(t).Dial()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -86,13 +86,13 @@ func TestImageBoot(t *testing.T) {
 		vmtest.Contains(t, "login output", out.String(), "END-OF-SESSION")
 	})
 	t.Run("ContainerTools", func(t *testing.T) {
-		out := v.Run("systemd-nspawn --version | head -1; test -c /dev/fuse && echo fuse-ok; modprobe overlay && grep -w overlay /proc/filesystems; machinectl list --no-legend >/dev/null && echo machinectl-ok")
+		out := v.On(t).Run("systemd-nspawn --version | head -1; test -c /dev/fuse && echo fuse-ok; modprobe overlay && grep -w overlay /proc/filesystems; machinectl list --no-legend >/dev/null && echo machinectl-ok")
 		for _, want := range []string{"systemd 25", "fuse-ok", "overlay", "machinectl-ok"} {
 			vmtest.Contains(t, "container tools", out, want)
 		}
 	})
 	t.Run("NoForbiddenContent", func(t *testing.T) {
-		out := v.Run("for p in /usr/bin/apt /usr/bin/apt-get /var/lib/dpkg /usr/bin/perl /usr/share/doc /usr/share/man /usr/share/locale; do test -e $p && echo present: $p; done; ls /etc/ssh/ssh_host_*; true")
+		out := v.On(t).Run("for p in /usr/bin/apt /usr/bin/apt-get /var/lib/dpkg /usr/bin/perl /usr/share/doc /usr/share/man /usr/share/locale; do test -e $p && echo present: $p; done; ls /etc/ssh/ssh_host_*; true")
 		if strings.Contains(out, "present:") {
 			t.Fatalf("image holds what it must not:\n%s", out)
 		}
@@ -101,7 +101,7 @@ func TestImageBoot(t *testing.T) {
 		}
 	})
 	t.Run("ModulesAndNetwork", func(t *testing.T) {
-		out := v.Run("lsmod | cut -d' ' -f1 | sort | tr '\\n' ' '; echo; systemctl is-system-running || true; ip -4 -o addr show scope global")
+		out := v.On(t).Run("lsmod | cut -d' ' -f1 | sort | tr '\\n' ' '; echo; systemctl is-system-running || true; ip -4 -o addr show scope global")
 		for _, m := range []string{"virtio_net", "virtio_blk", "fuse", "nf_tables", "ext4"} {
 			vmtest.Contains(t, "modules", out, m)
 		}
@@ -121,7 +121,7 @@ func TestImageBoot(t *testing.T) {
 	}
 	v.Start()
 	t.Run("DataSurvivesReboot", func(t *testing.T) {
-		out := v.Run("cat /var/lib/hyperos/keep; findmnt -no FSTYPE /var/lib/hyperos")
+		out := v.On(t).Run("cat /var/lib/hyperos/keep; findmnt -no FSTYPE /var/lib/hyperos")
 		vmtest.Contains(t, "after reboot", out, "precious")
 		if strings.Contains(v.Console(), "is blank") {
 			t.Fatal("the data disk was formatted again")

@@ -168,13 +168,20 @@ func Serve(ctx context.Context, d Dirs, name string, ev *Events, log *slog.Logge
 	}
 	mnt := d.mountDir(name)
 	os.MkdirAll(mnt, 0o700)
+	// A mount left by a crashed or still-detaching earlier run would make this
+	// one fail: detach it first (its users are gone with that run).
+	syscall.Unmount(mnt, syscall.MNT_DETACH)
 	srv, err := lazyimage.Mount(im, mnt, "image.img")
 	if err != nil {
 		im.Close()
 		return err
 	}
 	defer func() {
-		srv.Unmount()
+		if uerr := srv.Unmount(); uerr != nil {
+			// The loop device nspawn used may still be letting go of the file.
+			log.Info("lazy unmount", "mount", mnt, "err", uerr)
+			syscall.Unmount(mnt, syscall.MNT_DETACH)
+		}
 		if cerr := im.Close(); cerr != nil && err == nil {
 			err = cerr
 		}

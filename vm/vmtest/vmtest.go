@@ -170,6 +170,14 @@ func Boot(t testing.TB, o Options) *VM {
 	return v
 }
 
+// On returns the VM bound to t, for use inside a subtest: a failure then ends the
+// subtest, not its parent.
+func (v *VM) On(t testing.TB) *VM {
+	c := *v
+	c.T = t
+	return &c
+}
+
 // Start boots the (stopped) VM and waits for the ready line.
 func (v *VM) Start() {
 	v.T.Helper()
