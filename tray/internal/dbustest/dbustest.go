@@ -88,10 +88,11 @@ type Registration struct {
 // the connection, and with it the name, as a panel that exits or crashes does;
 // a new Watcher then takes the name again, as the restarted panel does.
 type Watcher struct {
-	conn *dbus.Conn
-	regs chan Registration
-	mu   sync.Mutex
-	all  []Registration
+	conn  *dbus.Conn
+	props *prop.Properties
+	regs  chan Registration
+	mu    sync.Mutex
+	all   []string // RegisteredStatusNotifierItems
 }
 
 const watcherName = "org.kde.StatusNotifierWatcher"
@@ -120,7 +121,9 @@ func StartWatcher(t testing.TB, addr string) *Watcher {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = props
+	w.mu.Lock()
+	w.props = props
+	w.mu.Unlock()
 	node := &introspect.Node{Name: path, Interfaces: []introspect.Interface{introspect.IntrospectData, prop.IntrospectData, {
 		Name: watcherName,
 		Methods: []introspect.Method{
@@ -141,8 +144,13 @@ func StartWatcher(t testing.TB, addr string) *Watcher {
 func (w *Watcher) register(sender dbus.Sender, service string) *dbus.Error {
 	r := Registration{Sender: string(sender), Path: service}
 	w.mu.Lock()
-	w.all = append(w.all, r)
+	w.all = append(w.all, string(sender)+service)
+	all := append([]string(nil), w.all...)
+	props := w.props
 	w.mu.Unlock()
+	if props != nil {
+		props.SetMust(watcherName, "RegisteredStatusNotifierItems", all)
+	}
 	w.conn.Emit("/StatusNotifierWatcher", watcherName+".StatusNotifierItemRegistered", string(sender)+service)
 	select {
 	case w.regs <- r:
