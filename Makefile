@@ -9,7 +9,7 @@ BUILD ?= $(CURDIR)/build
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 GO_TEST_FLAGS ?=
 # End-to-end packages; each boots the real image.
-E2E_PKGS ?= ./image/... ./cmd/hyperos/... ./vm/... ./hyper/share/... ./tray/... ./guest/...
+E2E_PKGS ?= ./image/... ./cmd/hyperos/... ./vm/... ./hyper/share/... ./tray/... ./guest/... ./app/...
 
 .PHONY: all build bin console deps image image-arm64 run test unit e2e cross repro bench bench-image bench-cli bench-tray bench-hyper screenshot clean
 
