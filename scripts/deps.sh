@@ -17,6 +17,7 @@ need=(
 	"git git"
 	"dnsmasq dnsmasq-base"
 	"ip iproute2"
+	"dbus-daemon dbus"
 	"/usr/share/keyrings/debian-archive-keyring.gpg debian-archive-keyring"
 	"node nodejs"
 	"npm npm"

@@ -48,6 +48,7 @@ const usage = `usage: hyperos COMMAND [flags]
 
   daemon   run the background service in the foreground (it owns the VM)
   service  install | uninstall | start | stop | status: the service at login
+  tray     the menu-bar / system-tray app (a client of the service)
   logs     print the service's log and the VM's console log (-f follows)
 
 When the service runs, boot, status, ip, pid, halt and kill go through it.
