@@ -404,3 +404,59 @@ func TestAnotherUserIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// BenchmarkStatus is one GET /v1/status over the socket on a kept-alive
+// connection, as the CLI and the tray make it.
+func BenchmarkStatus(b *testing.B) {
+	dir, _ := os.MkdirTemp("", "hapi")
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "s.sock")
+	d := daemon.New(&instantVM{}, daemon.Options{Log: quiet()})
+	l, err := Listen(sock, quiet())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go d.Run(ctx)
+	go New(d, quiet()).Serve(ctx, l)
+	c := &client.Client{Socket: sock}
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := c.Status(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkEventDelivery is one event from the state machine to a client
+// reading the stream.
+func BenchmarkEventDelivery(b *testing.B) {
+	dir, _ := os.MkdirTemp("", "hapi")
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "s.sock")
+	v := &instantVM{}
+	d := daemon.New(v, daemon.Options{Log: quiet()})
+	l, err := Listen(sock, quiet())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go d.Run(ctx)
+	go New(d, quiet()).Serve(ctx, l)
+	c := &client.Client{Socket: sock}
+	ev, err := c.Events(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ev.Close()
+	ev.Next() // snapshot
+	b.ResetTimer()
+	for b.Loop() {
+		d.Bus().Publish(api.Event{Type: api.EventProgress})
+		if _, err := ev.Next(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
