@@ -155,7 +155,9 @@ func (s *Server) serveRestart(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	st, err := s.d.Restart(r.Context())
+	ctx, cancel := lifecycleContext(r)
+	defer cancel()
+	st, err := s.d.Restart(ctx)
 	if err == nil && wait {
 		st, err = s.d.WaitBoot(r.Context())
 	}
@@ -167,7 +169,9 @@ func (s *Server) serveHalt(w http.ResponseWriter, r *http.Request) {
 	if !noQuery(w, r) {
 		return
 	}
-	err := s.d.Halt(r.Context())
+	ctx, cancel := lifecycleContext(r)
+	defer cancel()
+	err := s.d.Halt(ctx)
 	s.reply(w, s.d.Status(), err)
 }
 
@@ -175,8 +179,17 @@ func (s *Server) serveKill(w http.ResponseWriter, r *http.Request) {
 	if !noQuery(w, r) {
 		return
 	}
-	err := s.d.Kill(r.Context())
+	ctx, cancel := lifecycleContext(r)
+	defer cancel()
+	err := s.d.Kill(ctx)
 	s.reply(w, s.d.Status(), err)
+}
+
+// lifecycleContext detaches a stop from its request: a client that goes away
+// (Ctrl-C on 'hyperos halt') must not leave the VM half-stopped and the state
+// machine failed. The stop is still bounded.
+func lifecycleContext(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(r.Context()), 3*time.Minute)
 }
 
 func (s *Server) serveShutdown(w http.ResponseWriter, r *http.Request) {

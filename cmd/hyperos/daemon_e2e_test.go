@@ -1,4 +1,4 @@
-//go:build e2e
+//go:build e2e && linux
 
 // End-to-end tests of the background service: `hyperos daemon` as a process,
 // driven through its socket by the client package and by the CLI, with the
