@@ -9,9 +9,10 @@ import (
 )
 
 // File names of the background service, beside the VM's in the state dir.
-func (p Paths) DaemonLog() string  { return filepath.Join(p.LogDir(), "hyperos.log") }
-func (p Paths) DaemonLock() string { return filepath.Join(p.State, "daemon.lock") }
-func (p Paths) ConsoleLog() string { return filepath.Join(p.VMDir(), "console.log") }
+func (p Paths) DaemonLog() string   { return filepath.Join(p.LogDir(), "hyperos.log") }
+func (p Paths) DaemonLock() string  { return filepath.Join(p.State, "daemon.lock") }
+func (p Paths) DaemonState() string { return filepath.Join(p.State, "daemon.json") }
+func (p Paths) ConsoleLog() string  { return filepath.Join(p.VMDir(), "console.log") }
 
 // homeID is a short name for this set of paths, so that sockets and pipes of
 // several HyperOS homes (tests, side-by-side instances) never collide.

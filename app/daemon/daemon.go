@@ -8,6 +8,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -56,6 +57,18 @@ type Options struct {
 	Version    string
 	LogFile    string
 	Log        *slog.Logger
+	// StateFile, when set, keeps the phase, the failure reason and the restart
+	// count across service restarts, so that a failure reported before a
+	// crash of the service is still reported after it.
+	StateFile string
+}
+
+// saved is what StateFile holds.
+type saved struct {
+	Phase    api.Phase `json:"phase"`
+	Reason   string    `json:"reason,omitempty"`
+	Attempts int       `json:"attempts,omitempty"`
+	Time     time.Time `json:"time"`
 }
 
 // OptionsFrom turns the settings file's daemon section into Options with the
@@ -173,7 +186,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.startBoot(false, "booting at service start")
 		}
 	default:
-		d.setPhase(api.Stopped, "", "service started")
+		if sv, ok := d.loadSaved(); ok && sv.Phase == api.Failed {
+			// The VM failed before this service started; say so rather than
+			// "stopped", until someone boots or halts it.
+			d.attempts = sv.Attempts
+			d.setFailed(sv.Reason)
+		} else {
+			d.setPhase(api.Stopped, "", "service started")
+		}
 		if d.opts.BootAtStart {
 			d.startBoot(false, "booting at service start")
 		}
@@ -185,7 +205,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.log.Info("service stopping: shutting the VM down")
 	d.mu.Lock()
 	d.closing = true
+	d.cancelRestartLocked()
+	// A failure with no VM left stays on record for the next start.
+	idle := d.phase == api.Failed && d.vm.Status().State != vm.Running
 	d.mu.Unlock()
+	if idle {
+		cancel()
+		d.wg.Wait()
+		return nil
+	}
 	stopCtx, stopCancel := context.WithTimeout(context.Background(), d.opts.HaltTimeout)
 	defer stopCancel()
 	err := d.stop(stopCtx, false, "service stopping")
@@ -575,6 +603,34 @@ func (d *Daemon) setPhase(p api.Phase, reason, why string) {
 	e.Message = why
 	d.bus.Publish(e)
 	d.log.Info("phase", "phase", p, "reason", reason, "why", why)
+	d.save()
+}
+
+// save writes the phase to StateFile; d.mu is held.
+func (d *Daemon) save() {
+	if d.opts.StateFile == "" {
+		return
+	}
+	b, _ := json.Marshal(saved{Phase: d.phase, Reason: d.reason, Attempts: d.attempts, Time: time.Now()})
+	if err := config.WriteFileAtomic(d.opts.StateFile, append(b, '\n'), 0o600); err != nil {
+		d.log.Warn("save the service state", "err", err)
+	}
+}
+
+func (d *Daemon) loadSaved() (saved, bool) {
+	var sv saved
+	if d.opts.StateFile == "" {
+		return sv, false
+	}
+	b, err := os.ReadFile(d.opts.StateFile)
+	if err != nil {
+		return sv, false
+	}
+	if err := json.Unmarshal(b, &sv); err != nil {
+		d.log.Warn("ignoring a damaged service state file", "path", d.opts.StateFile, "err", err)
+		return sv, false
+	}
+	return sv, true
 }
 
 func (d *Daemon) setFailed(reason string) {

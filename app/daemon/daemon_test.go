@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -465,4 +466,31 @@ func TestAcquireLockTwice(t *testing.T) {
 		t.Fatalf("after release: %v", err)
 	}
 	l2.Release()
+}
+
+func TestFailureSurvivesServiceRestart(t *testing.T) {
+	f := newFakeVM()
+	state := filepath.Join(t.TempDir(), "daemon.json")
+	d := New(f, Options{BootAtStart: true, Restart: false, StateFile: state, Log: quiet()})
+	sub := d.Bus().Subscribe(nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	phases(t, sub, api.Online)
+	f.die()
+	failed := next(t, sub, api.EventState)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	sub.Close()
+
+	d2, sub2 := start(t, f, Options{BootAtStart: false, StateFile: state})
+	e := next(t, sub2, api.EventState)
+	if e.Phase != api.Failed || e.Reason != failed.Reason {
+		t.Fatalf("after the service restarted: %+v, want the failure %q", e, failed.Reason)
+	}
+	if st := d2.Status(); st.Phase != api.Failed {
+		t.Fatalf("status %+v", st)
+	}
 }

@@ -105,6 +105,7 @@ func cmdDaemon(ctx context.Context, e env) error {
 	opts.ConsoleLog = paths.ConsoleLog()
 	opts.Version = version
 	opts.LogFile = paths.DaemonLog()
+	opts.StateFile = paths.DaemonState()
 	opts.Log = log
 	d := daemon.New(m, opts)
 
