@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 )
@@ -315,6 +316,13 @@ func FromEnvironment(args []string, tray bool, logDir string) (Config, error) {
 				v = abs
 			}
 			env[k] = v
+		}
+	}
+	if runtime.GOOS == "darwin" {
+		// launchd starts agents with PATH=/usr/bin:/bin:/usr/sbin:/sbin, where
+		// Homebrew's qemu and vfkit are not; keep the installing shell's.
+		if p := os.Getenv("PATH"); p != "" {
+			env["PATH"] = p
 		}
 	}
 	return Config{Exe: exe, Args: args, Env: env, Tray: tray, Home: home, ConfigHome: cfgHome, LogDir: logDir}, nil
