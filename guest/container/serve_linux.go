@@ -121,7 +121,10 @@ func Serve(ctx context.Context, d Dirs, name string, ev *Events, log *slog.Logge
 		return fmt.Errorf("open store: %w", err)
 	}
 	defer store.Close()
-	pctx, stopPeers := context.WithCancel(ctx)
+	// The data path (peers, image reads) must outlive ctx: when the unit is
+	// stopped, the container still reads and writes its disk while it powers off.
+	// It ends only once systemd-nspawn has exited and the mount is gone.
+	pctx, stopPeers := context.WithCancel(context.Background())
 	defer stopPeers()
 	ps := &peers{conns: map[string]*peer.Conn{}}
 	for _, addr := range spec.Peers {
@@ -139,7 +142,7 @@ func Serve(ctx context.Context, d Dirs, name string, ev *Events, log *slog.Logge
 	// Open the drive and wait for the image to be published, as the original did.
 	var reader *blobs.Reader
 	for {
-		reader, err = openImage(ctx, store, l, ps, &st)
+		reader, err = openImage(ctx, pctx, store, l, ps, &st)
 		if err == nil {
 			break
 		}
@@ -263,7 +266,7 @@ var errNoImage = errors.New("image not published")
 // openImage opens the drive at the version the container first booted (so that a
 // new version never changes a running container's disk under it) and the image
 // file in it, noting newer versions in st.
-func openImage(ctx context.Context, store *corestore.Store, l link.Link, ps *peers, st *State) (*blobs.Reader, error) {
+func openImage(ctx, dataCtx context.Context, store *corestore.Store, l link.Link, ps *peers, st *State) (*blobs.Reader, error) {
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	d, err := share.OpenRemote(octx, store, l.Key, ps.list())
@@ -287,7 +290,7 @@ func openImage(ctx context.Context, store *corestore.Store, l link.Link, ps *pee
 	if e == nil {
 		return nil, errNoImage
 	}
-	return drv.Open(ctx, l.Path)
+	return drv.Open(dataCtx, l.Path)
 }
 
 // waitUp returns when the container is up: registered with machined, and for a
