@@ -494,3 +494,21 @@ func TestFailureSurvivesServiceRestart(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 }
+
+func TestRestartHaltsThenBoots(t *testing.T) {
+	f := newFakeVM()
+	d, sub := start(t, f, Options{BootAtStart: true})
+	phases(t, sub, api.Online)
+	if _, err := d.Restart(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.WaitBoot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := phases(t, sub, api.Online); !eq(got, []api.Phase{api.Stopping, api.Stopped, api.Booting, api.Online}) {
+		t.Fatalf("restart: %v", got)
+	}
+	if f.bootCount() != 2 {
+		t.Fatalf("%d boots", f.bootCount())
+	}
+}

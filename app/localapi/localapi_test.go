@@ -460,3 +460,36 @@ func BenchmarkEventDelivery(b *testing.B) {
 		}
 	}
 }
+
+func TestShutdownThroughAPI(t *testing.T) {
+	dir, _ := os.MkdirTemp("", "hapi")
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "s.sock")
+	v := &instantVM{}
+	d := daemon.New(v, daemon.Options{BootAtStart: true, Log: quiet()})
+	l, err := Listen(sock, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv := New(d, quiet())
+	srv.Shutdown = cancel
+	runDone := make(chan error, 1)
+	go func() { runDone <- d.Run(ctx) }()
+	srvCtx, srvStop := context.WithCancel(context.Background())
+	defer srvStop()
+	go srv.Serve(srvCtx, l)
+	c := &client.Client{Socket: sock}
+	if _, err := c.Boot(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-runDone; err != nil {
+		t.Fatal(err)
+	}
+	if v.Status().State != vm.Stopped {
+		t.Fatal("the VM outlived the service")
+	}
+}

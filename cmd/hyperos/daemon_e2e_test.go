@@ -483,3 +483,25 @@ func copyForNobody(t *testing.T) string {
 	}
 	return bin
 }
+
+// TestServiceCommandMessages: the mistakes a user makes first get a sentence,
+// not a stack trace.
+func TestServiceCommandMessages(t *testing.T) {
+	c := &cli{t: t, home: t.TempDir()}
+	if _, errs, code := c.run("service", "install"); code != 1 || !strings.Contains(errs, "hyperos init") {
+		t.Fatalf("install before init: exit %d %s", code, errs)
+	}
+	if _, errs, code := c.run("service", "frobnicate"); code != 2 || !strings.Contains(errs, "unknown service action") {
+		t.Fatalf("bad action: exit %d %s", code, errs)
+	}
+	cmd := c.cmd("service", "uninstall")
+	cmd.Env = append(cmd.Env, "HOME="+t.TempDir(), "XDG_CONFIG_HOME=")
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Run(); err == nil || !strings.Contains(errb.String(), "not installed as a service") || strings.Contains(errb.String(), "goroutine") {
+		t.Fatalf("uninstall when not installed: %v %s", err, errb.String())
+	}
+	if _, errs, code := c.run("logs"); code != 1 || !strings.Contains(errs, "no logs yet") {
+		t.Fatalf("logs before anything ran: exit %d %s", code, errs)
+	}
+}
