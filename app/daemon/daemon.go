@@ -155,7 +155,8 @@ type Daemon struct {
 	wg            sync.WaitGroup
 }
 
-// New returns a daemon for v; Run starts it.
+// New returns a daemon for v. Run starts it; the other methods wait until Run
+// has taken its first look at the VM, so that no caller acts on a guess.
 func New(v VM, o Options) *Daemon {
 	o.defaults()
 	return &Daemon{vm: v, opts: o, log: o.Log, bus: NewBus(), phase: api.Stopped, started: time.Now(), ready: make(chan struct{}), name: v.Status().Name}
