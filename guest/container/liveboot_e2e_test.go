@@ -170,6 +170,7 @@ func TestLiveBoot(t *testing.T) {
 		vmtest.Contains(t, "after stop", out, "stopped")
 		v.On(t).Run("hyperos-guest container boot " + link + " " + peer + " --name deb")
 		vmtest.Contains(t, "after restart", v.On(t).Run("systemd-run -M deb --wait --pipe --quiet cat /root/kept"), "kept")
+		v.On(t).Run("hyperos-guest container stop deb") // frees the emulated CPUs for the next boots
 	})
 	t.Run("EphemeralLeavesNothing", func(t *testing.T) {
 		v.On(t).Run("hyperos-guest container boot " + link + " " + peer + " --name eph --ephemeral")
