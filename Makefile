@@ -11,7 +11,7 @@ GO_TEST_FLAGS ?=
 # End-to-end packages; each boots the real image.
 E2E_PKGS ?= ./image/... ./cmd/hyperos/... ./vm/... ./hyper/share/... ./tray/... ./guest/... ./app/...
 
-.PHONY: all build bin console deps image image-arm64 run test unit e2e cross repro bench bench-image bench-cli bench-tray bench-hyper screenshot clean
+.PHONY: all build bin console deps node-deps image image-arm64 run test unit e2e cross repro bench bench-image bench-cli bench-tray bench-hyper screenshot clean
 
 all: build
 
@@ -26,6 +26,11 @@ build:
 ## image: build/hyperos-$(ARCH)/{vmlinuz|Image,initrd.img,manifest.txt}
 image:
 	$(SUDO) env "PATH=$(PATH)" BUILD=$(BUILD) ./image/build.sh $(ARCH)
+
+## node-deps: the pinned Node.js Hypercore packages for the interop tests, installed
+## once before the tests run (packages tested in parallel must not race on npm ci)
+node-deps:
+	cd hyper/testdata/node && { [ -d node_modules ] || npm ci --no-audit --no-fund; }
 
 ## image-arm64: the arm64 image (for Apple silicon); built under binfmt + qemu-user here
 image-arm64:
@@ -47,7 +52,7 @@ console: image
 	./scripts/run-vm.sh $(ARCH)
 
 ## test: everything CI runs
-test: deps image image-arm64
+test: deps image image-arm64 node-deps
 	go vet ./...
 	$(MAKE) cross
 	go test $(GO_TEST_FLAGS) -count=1 -timeout 20m ./...
