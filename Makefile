@@ -30,7 +30,7 @@ image:
 ## node-deps: the pinned Node.js Hypercore packages for the interop tests, installed
 ## once before the tests run (packages tested in parallel must not race on npm ci)
 node-deps:
-	cd hyper/testdata/node && { [ -d node_modules ] || npm ci --no-audit --no-fund; }
+	cd hyper/testdata/node && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund; }
 
 ## image-arm64: the arm64 image (for Apple silicon); built under binfmt + qemu-user here
 image-arm64:
@@ -83,7 +83,7 @@ bench: bench-image bench-cli bench-hyper bench-tray
 
 ## bench-hyper: 256 MB replicated Node/Go in every direction (MB/s, × Node → Node), and a cold random 4 KiB read of a 1 GB file over 20 ms RTT
 bench-hyper:
-	cd hyper/testdata/node && { [ -d node_modules ] || npm ci --no-audit --no-fund; }
+	cd hyper/testdata/node && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund; }
 	go test -tags e2e -run '^$$' -bench 'BenchmarkReplicate|BenchmarkColdRandomRead4KiB20msRTT' -benchtime 1x -timeout 30m ./hyper/share/
 
 ## bench-cli: boot-to-SSH through the hyperos CLI
