@@ -8,8 +8,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
+
+	"github.com/hyperos/hyperos/hyper/internal/nodetest"
 
 	"github.com/hyperos/hyperos/hyper/core/merkle"
 	"github.com/hyperos/hyperos/hyper/core/store"
@@ -19,21 +20,11 @@ import (
 // nodeDir is where the pinned Node packages live.
 const nodeDir = "../testdata/node"
 
-// requireNode skips when Node or its packages are missing, except in CI
-// where a missing prerequisite must fail the run.
+// requireNode returns the node binary with the pinned packages installed; see
+// hyper/internal/nodetest.
 func requireNode(t *testing.T) string {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err == nil {
-		if _, err = os.Stat(filepath.Join(nodeDir, "node_modules", "hypercore")); err == nil {
-			return node
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("Node interop prerequisites missing: %v (run npm ci in hyper/testdata/node)", err)
-	}
-	t.Skipf("Node interop prerequisites missing: %v", err)
-	return ""
+	return nodetest.Require(t)
 }
 
 type nodeVerdict struct {

@@ -7,16 +7,15 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"net"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hyperos/hyperos/hyper/internal/nodetest"
 
 	"github.com/hyperos/hyperos/hyper/compact"
 	"github.com/hyperos/hyperos/hyper/secretstream"
@@ -25,39 +24,11 @@ import (
 // nodeDir is the pinned Node.js package folder shared by the interop tests.
 const nodeDir = "../testdata/node"
 
-// requireNode returns the node binary, installing the pinned packages with
-// npm ci if they are missing. Without Node the test is skipped, except in
-// CI (CI=true), where a missing prerequisite is a failure.
+// requireNode returns the node binary with the pinned packages installed; see
+// hyper/internal/nodetest.
 func requireNode(t *testing.T) string {
 	t.Helper()
-	missing := func(format string, args ...any) string {
-		msg := fmt.Sprintf(format, args...)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-		return ""
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		return missing("node not found: %v", err)
-	}
-	for _, pkg := range []string{"@hyperswarm/secret-stream", "protomux", "compact-encoding"} {
-		if _, err := os.Stat(filepath.Join(nodeDir, "node_modules", pkg, "package.json")); err == nil {
-			continue
-		}
-		npm, err := exec.LookPath("npm")
-		if err != nil {
-			return missing("node_modules missing and npm not found: %v", err)
-		}
-		cmd := exec.Command(npm, "ci", "--no-audit", "--no-fund")
-		cmd.Dir = nodeDir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return missing("npm ci in %s: %v\n%s", nodeDir, err, out)
-		}
-		break
-	}
-	return node
+	return nodetest.Require(t)
 }
 
 // nodePeer is a running transport-peer.js.
