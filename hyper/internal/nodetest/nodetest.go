@@ -12,7 +12,6 @@ import (
 	"runtime"
 	"testing"
 
-	"golang.org/x/sys/unix"
 )
 
 // Dir is the absolute path of hyper/testdata/node.
@@ -49,10 +48,10 @@ func Require(t testing.TB) string {
 		return missing("lock %s: %v", dir, err)
 	}
 	defer lock.Close()
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+	if err := lockFile(lock); err != nil {
 		return missing("lock %s: %v", dir, err)
 	}
-	defer unix.Flock(int(lock.Fd()), unix.LOCK_UN)
+	defer unlockFile(lock)
 	if installed(dir) { // another package's test installed them while we waited
 		return node
 	}
