@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
-
 )
 
 // Dir is the absolute path of hyper/testdata/node.
