@@ -72,6 +72,26 @@ func Download(ctx context.Context, cc *corestore.Core, conns []*Conn, start, end
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	// Know every remote's length first: a request goes only to a remote
+	// that announced the block, and one that just opened the channel has
+	// not said anything yet.
+	var sw sync.WaitGroup
+	for _, c := range conns {
+		sw.Add(1)
+		go func() { defer sw.Done(); c.Synced(ctx, cc) }()
+	}
+	sw.Wait()
+	// Block proofs are checked against the signed tree, so the core must
+	// know a signed length covering the range first; getting the last
+	// block has the replicator fetch that upgrade.
+	if end > start && cc.Length() < end {
+		if _, err := cc.Get(ctx, end-1); err != nil {
+			return fmt.Errorf("peer: download blocks %d-%d: %w", start, end, err)
+		}
+	}
+	// Blocks no connection serves go through Get, whose waiters all wake
+	// on every stored block; a few at a time keeps that cheap.
+	fallback := make(chan struct{}, 4)
 	work := make(chan uint64)
 	var wg sync.WaitGroup
 	var bad sync.Map // *Conn → true once it failed a request
@@ -80,7 +100,7 @@ func Download(ctx context.Context, cc *corestore.Core, conns []*Conn, start, end
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				value, err := fetchOne(ctx, cc, conns, &bad, i, o.Timeout)
+				value, err := fetchOne(ctx, cc, conns, &bad, fallback, i, o.Timeout)
 				if err != nil {
 					cancel(err)
 					return
@@ -122,7 +142,7 @@ feed:
 
 // fetchOne gets block i from the first connection that serves it, then
 // falls back to the replicator. It returns the block.
-func fetchOne(ctx context.Context, cc *corestore.Core, conns []*Conn, bad *sync.Map, i uint64, timeout time.Duration) ([]byte, error) {
+func fetchOne(ctx context.Context, cc *corestore.Core, conns []*Conn, bad *sync.Map, fallback chan struct{}, i uint64, timeout time.Duration) ([]byte, error) {
 	for k := range conns {
 		c := conns[(int(i%uint64(len(conns)))+k)%len(conns)]
 		if _, isBad := bad.Load(c); isBad || cc.Has(i) {
@@ -158,6 +178,12 @@ func fetchOne(ctx context.Context, cc *corestore.Core, conns []*Conn, bad *sync.
 			bad.Store(c, true)
 		}
 	}
+	select {
+	case fallback <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-fallback }()
 	return cc.Get(ctx, i)
 }
 
@@ -173,7 +199,10 @@ func (c *Conn) requestBlock(cc *corestore.Core, i uint64) (<-chan dlResult, erro
 		}
 		return nil, err
 	}
-	if i >= chn.remoteContig || chn.remoteFork != cc.Fork() {
+	// A remote that announced the block in a range surely has it; one
+	// whose signed length covers it usually does (a seeder), and says
+	// noData otherwise.
+	if (i >= chn.remoteContig && i >= chn.remoteLength) || chn.remoteFork != cc.Fork() || i >= cc.Length() {
 		c.mu.Unlock()
 		return nil, errNotHave
 	}

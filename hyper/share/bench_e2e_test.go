@@ -9,7 +9,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -101,6 +104,42 @@ func goRead(b *testing.B, st *corestore.Store, key link.Key, addr string, dest s
 	return time.Since(t0), hex.EncodeToString(h.Sum(nil))
 }
 
+// helperCmd runs this test binary as a Go seeder of a size-byte file
+// (TestHelperGoSeeder).
+func helperCmd(b *testing.B, size int) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperGoSeeder$", "-test.bench=^$")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("SHARE_BENCH_SEED=%d", size))
+	return cmd
+}
+
+// TestHelperGoSeeder is BenchmarkReplicate's Go seeder process: it writes
+// the benchmark file into a drive, serves it on 127.0.0.1, prints {"key",
+// "port"} and runs until its stdin closes. Run on its own it skips.
+func TestHelperGoSeeder(t *testing.T) {
+	size, err := strconv.Atoi(os.Getenv("SHARE_BENCH_SEED"))
+	if err != nil {
+		t.Skip("the benchmark's seeder process; not a test on its own")
+	}
+	st := corestore.NewMemory([32]byte{2}, nil)
+	d, err := OpenWritable(st, corestore.DefaultNamespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.PutReader(context.Background(), "/big.bin", &patternReader{size: size}, nil); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { io.Copy(io.Discard, os.Stdin); cancel() }()
+	fmt.Printf("{\"key\":%q,\"port\":%d}\n", d.Key().Hex(), ln.Addr().(*net.TCPAddr).Port)
+	if err := peer.Serve(ctx, ln, st, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
 type nodeFetch struct {
 	Bytes  int    `json:"bytes"`
 	MS     int    `json:"ms"`
@@ -156,14 +195,18 @@ func BenchmarkReplicate(b *testing.B) {
 	})
 	ns.stop()
 
-	gst := corestore.NewMemory([32]byte{2}, nil)
-	gd, gaddr := goSeeder(b, gst, benchSize)
+	// The Go seeder runs in a process of its own, as the Node one does,
+	// so that seeder and reader do not share one Go runtime.
+	gs := startProcess(b, helperCmd(b, benchSize))
+	var gseed nodeSeed
+	gs.next(b, 10*time.Minute, &gseed)
+	gkey, gaddr := gseed.key(b), gseed.addr()
 	b.Run("go-go", func(b *testing.B) {
-		d, sum := goRead(b, corestore.NewMemory([32]byte{3}, nil), gd.Key(), gaddr, "")
+		d, sum := goRead(b, corestore.NewMemory([32]byte{3}, nil), gkey, gaddr, "")
 		record(b, "Go → Go", d, sum)
 	})
 	b.Run("go-node", func(b *testing.B) {
-		d, sum := nodeFetchFrom(b, gd.Key(), gaddr)
+		d, sum := nodeFetchFrom(b, gkey, gaddr)
 		record(b, "Go → Node", d, sum)
 	})
 	b.Run("go-go-disk", func(b *testing.B) {
@@ -173,7 +216,7 @@ func BenchmarkReplicate(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer st.Close()
-		d, _ := goRead(b, st, gd.Key(), gaddr, filepath.Join(dir, "big.bin"))
+		d, _ := goRead(b, st, gkey, gaddr, filepath.Join(dir, "big.bin"))
 		record(b, "Go → Go (disk store + file)", d, "")
 	})
 

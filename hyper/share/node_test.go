@@ -84,6 +84,13 @@ func startNode(t testing.TB, args ...string) *nodePeer {
 	node := requireNode(t)
 	cmd := exec.Command(node, append([]string{"share-peer.js"}, args...)...)
 	cmd.Dir = nodeDir
+	return startProcess(t, cmd)
+}
+
+// startProcess runs cmd, which answers in JSON lines on stdout and exits
+// when its stdin closes.
+func startProcess(t testing.TB, cmd *exec.Cmd) *nodePeer {
+	t.Helper()
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {

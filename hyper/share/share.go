@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/hyperos/hyperos/hyper/blobs"
+	"github.com/hyperos/hyperos/hyper/core"
 	"github.com/hyperos/hyperos/hyper/corestore"
 	"github.com/hyperos/hyperos/hyper/drive"
 	"github.com/hyperos/hyperos/hyper/link"
@@ -85,25 +86,7 @@ func OpenRemote(ctx context.Context, st *corestore.Store, key link.Key, conns []
 	if err != nil {
 		return nil, fmt.Errorf("share: open drive db: %w", err)
 	}
-	target := db.Length()
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	var errs []error
-	for _, c := range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			n, err := c.Synced(ctx, db)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", c.RemoteAddr(), err))
-				return
-			}
-			target = max(target, n)
-		}()
-	}
-	wg.Wait()
+	target, errs := remoteLength(ctx, db, conns)
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("share: waiting for peers: %w", err)
 	}
@@ -123,7 +106,62 @@ func OpenRemote(ctx context.Context, st *corestore.Store, key link.Key, conns []
 	if err != nil {
 		return nil, fmt.Errorf("share: open drive blobs: %w", err)
 	}
+	// The blobs' signed length too, so that reads (which seek by byte
+	// offset in the signed tree) see every blob the db names.
+	if n, _ := remoteLength(ctx, bc, conns); n > bc.Length() {
+		if err := waitLength(ctx, bc, n); err != nil {
+			return nil, fmt.Errorf("share: update drive %s blobs to length %d: %w", key, n, err)
+		}
+	}
 	return &Drive{Drive: drive.New(db, bc, nil), DB: db, Blobs: bc}, nil
+}
+
+// remoteLength waits for each connection's first sync for c (skipping
+// connections that end or do not hold it) and returns the longest length
+// announced, at least c's own.
+func remoteLength(ctx context.Context, c *corestore.Core, conns []*peer.Conn) (uint64, []error) {
+	target := c.Length()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var errs []error
+	for _, conn := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n, err := conn.Synced(ctx, c)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", conn.RemoteAddr(), err))
+				return
+			}
+			target = max(target, n)
+		}()
+	}
+	wg.Wait()
+	return target, errs
+}
+
+// waitLength waits until c's signed length reaches n; the replicator asks
+// for the upgrade as soon as a peer announces the longer length.
+func waitLength(ctx context.Context, c *corestore.Core, n uint64) error {
+	changed := make(chan struct{}, 1)
+	c.OnEvent(func(ev core.Event) {
+		if ev.Appended {
+			select {
+			case changed <- struct{}{}:
+			default:
+			}
+		}
+	})
+	for c.Length() < n {
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // PublishResult says what Publish changed.
