@@ -50,27 +50,6 @@ func patternSHA(size int) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// goSeeder writes /big.bin into a fresh drive in st and serves it.
-func goSeeder(b *testing.B, st *corestore.Store, size int) (*Drive, string) {
-	b.Helper()
-	d, err := OpenWritable(st, corestore.DefaultNamespace)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := d.PutReader(context.Background(), "/big.bin", &patternReader{size: size}, nil); err != nil {
-		b.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { peer.Serve(ctx, ln, st, nil); close(done) }()
-	b.Cleanup(func() { cancel(); <-done })
-	return d, ln.Addr().String()
-}
-
 // goRead fetches /big.bin from addr into a SHA-256 and returns the time
 // the content took (after the drive is open, as Node's figure).
 func goRead(b *testing.B, st *corestore.Store, key link.Key, addr string, dest string) (time.Duration, string) {

@@ -181,6 +181,12 @@ type PublishResult struct {
 // no longer exist in src are deleted. Nothing is written when nothing
 // changed, so the version only moves when the content does.
 func Publish(ctx context.Context, d *Drive, src string) (*PublishResult, error) {
+	// Share what a symlinked path points to (a walk would stop at the
+	// link); symlinks inside the tree stay symlinks.
+	src, err := filepath.EvalSymlinks(src)
+	if err != nil {
+		return nil, fmt.Errorf("share: %w", err)
+	}
 	fi, err := os.Stat(src)
 	if err != nil {
 		return nil, fmt.Errorf("share: %w", err)

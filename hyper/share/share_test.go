@@ -257,6 +257,19 @@ func TestReshare(t *testing.T) {
 	}
 	checkTree(t, out, map[string][]byte{"keep": pattern(1, 70000), "change": []byte("v2"), "new": []byte("n")})
 
+	// A symlink to the tree shares the tree.
+	via := filepath.Join(tmp, "via")
+	if err := os.Symlink(src, via); err != nil {
+		t.Fatal(err)
+	}
+	vd, err := OpenWritable(st, DriveNamespace(via))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rv, err := Publish(ctx, vd, via); err != nil || rv.Added != 3 {
+		t.Fatalf("share through a symlink: %+v %v", rv, err)
+	}
+
 	// A single file is shared as /<name>.
 	f := filepath.Join(tmp, "single.iso")
 	os.WriteFile(f, []byte("iso"), 0o644)
