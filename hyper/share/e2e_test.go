@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,5 +84,48 @@ func TestNodeWrites100MB(t *testing.T) {
 	b, _ := os.ReadFile(one)
 	if sha(b) != seed.Entries["/big.bin"].SHA256 {
 		t.Error("the offline copy of /big.bin differs")
+	}
+}
+
+// TestGoWrites100MBNodeReads: Go shares a tree with a 100 MB file from an
+// on-disk store (two versions); Node's hyperdrive reads every entry and
+// digests every file.
+func TestGoWrites100MBNodeReads(t *testing.T) {
+	requireNode(t)
+	tmp := t.TempDir()
+	src, want, _ := goDrive(t, tmp)
+	f, err := os.Create(filepath.Join(src, "big.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	if _, err := io.Copy(io.MultiWriter(f, h), &patternReader{size: 100 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	s := startSeeder(t, filepath.Join(tmp, "seed"), src)
+	os.Remove(filepath.Join(src, "gone.txt"))
+	delete(want, "gone.txt")
+	res, err := Publish(context.Background(), s.d, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := strings.Cut(s.addr, ":")
+	n := startNode(t, "read", s.d.Key().Hex(), port)
+	var got nodeRead
+	n.next(t, 4*time.Minute, &got)
+	if got.Version != res.Version {
+		t.Errorf("Node read version %d, Go wrote %d", got.Version, res.Version)
+	}
+	if e := got.Entries["/big.bin"]; e == nil || e.Size != 100<<20 || e.SHA256 != hex.EncodeToString(h.Sum(nil)) {
+		t.Errorf("Node read /big.bin as %+v", e)
+	}
+	for name, data := range want {
+		if e := got.Entries["/"+name]; e == nil || e.Size != uint64(len(data)) || (len(data) > 0 && e.SHA256 != sha(data)) {
+			t.Errorf("Node read /%s as %+v", name, e)
+		}
+	}
+	if _, ok := got.Entries["/gone.txt"]; ok {
+		t.Error("Node still sees the deleted /gone.txt")
 	}
 }
