@@ -15,60 +15,20 @@ import (
 	"runtime"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hyperos/hyperos/hyper/corestore"
+	"github.com/hyperos/hyperos/hyper/internal/nodetest"
 	"github.com/hyperos/hyperos/hyper/link"
 	"github.com/hyperos/hyperos/hyper/peer"
 )
 
-// nodeDir is the pinned Node.js package folder shared by the interop tests.
-const nodeDir = "../testdata/node"
-
-var npmOnce sync.Once
-
-// requireNode returns the node binary, installing the pinned packages with
-// npm ci if they are missing. Without Node the test is skipped, except in
-// CI (CI=true), where a missing prerequisite is a failure.
+// requireNode returns the node binary with the pinned packages installed,
+// or skips (fails under CI=true); see hyper/internal/nodetest.
 func requireNode(t testing.TB) string {
 	t.Helper()
-	missing := func(format string, args ...any) string {
-		msg := fmt.Sprintf(format, args...)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-		return ""
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		return missing("node not found: %v", err)
-	}
-	var npmErr error
-	npmOnce.Do(func() {
-		if _, err := os.Stat(filepath.Join(nodeDir, "node_modules", "hyperdrive", "package.json")); err == nil {
-			return
-		}
-		npm, err := exec.LookPath("npm")
-		if err != nil {
-			npmErr = fmt.Errorf("node_modules missing and npm not found: %w", err)
-			return
-		}
-		cmd := exec.Command(npm, "ci", "--no-audit", "--no-fund")
-		cmd.Dir = nodeDir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			npmErr = fmt.Errorf("npm ci in %s: %w\n%s", nodeDir, err, out)
-		}
-	})
-	if npmErr != nil {
-		return missing("%v", npmErr)
-	}
-	if _, err := os.Stat(filepath.Join(nodeDir, "node_modules", "hyperdrive", "package.json")); err != nil {
-		return missing("pinned Node packages missing: %v", err)
-	}
-	return node
+	return nodetest.Require(t)
 }
 
 // nodePeer is a running share-peer.js.
@@ -83,7 +43,7 @@ func startNode(t testing.TB, args ...string) *nodePeer {
 	t.Helper()
 	node := requireNode(t)
 	cmd := exec.Command(node, append([]string{"share-peer.js"}, args...)...)
-	cmd.Dir = nodeDir
+	cmd.Dir = nodetest.Dir()
 	return startProcess(t, cmd)
 }
 
