@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hyperos/hyperos/hyper/core"
+	"github.com/hyperos/hyperos/hyper/core/merkle"
 	"github.com/hyperos/hyperos/hyper/core/wire"
 	"github.com/hyperos/hyperos/hyper/corestore"
 )
@@ -271,11 +272,26 @@ func (chn *channel) onDownload(d *wire.Data) bool {
 	}
 	if err := chn.core.Apply(d); err != nil {
 		done <- dlResult{err: err}
-		c.fail(fmt.Errorf("%w: core %x: %w", ErrMisbehaved, chn.core.DiscoveryKey(), err))
+		if remoteFault(err) {
+			c.fail(fmt.Errorf("%w: core %x: %w", ErrMisbehaved, chn.core.DiscoveryKey(), err))
+		}
 		return true
 	}
 	done <- dlResult{value: d.Block.Value}
 	return true
+}
+
+// remoteFault reports whether Apply refused data because it does not
+// verify, rather than because of local trouble (a full disk, a closed
+// store), which is no reason to drop an honest peer.
+func remoteFault(err error) bool {
+	for _, e := range []error{merkle.ErrInvalidProof, merkle.ErrInvalidChecksum, merkle.ErrInvalidSignature,
+		merkle.ErrInvalidOperation, merkle.ErrNodeMissing, merkle.ErrBadManifest, core.ErrManifestMismatch} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // onDownloadMiss takes a noData answer to one of Download's requests.
