@@ -77,6 +77,7 @@ func (p Paths) StatusFile() string { return filepath.Join(p.VMDir(), "status.jso
 func (p Paths) DataDisk() string   { return filepath.Join(p.VMDir(), "data.img") }
 func (p Paths) LogDir() string     { return filepath.Join(p.State, "logs") }
 func (p Paths) AccelNote() string  { return filepath.Join(p.Cache, "accel-hung") }
+func (p Paths) HyperStore() string { return filepath.Join(p.State, "hyper") } // shares and downloads
 
 // Settings of the VM, saved by `hyperos init`.
 type Settings struct {

@@ -34,7 +34,7 @@ func hyperStore(paths config.Paths) (*corestore.Store, error) {
 	if err := os.MkdirAll(paths.State, 0o700); err != nil {
 		return nil, err
 	}
-	return corestore.Open(filepath.Join(paths.State, "hyper"), nil)
+	return corestore.Open(paths.HyperStore(), nil)
 }
 
 func cmdShare(ctx context.Context, e env) error {
