@@ -213,7 +213,9 @@ chmod 0700 "$STAGE/root"
 # LDAP and HTTP/2 stack come with systemd-pull alone), then every library nothing
 # links against. Libraries loaded with dlopen by soname are kept by name.
 rm -f "$STAGE"/usr/lib/systemd/systemd-pull "$STAGE"/usr/lib/systemd/systemd-import* \
-	"$STAGE"/usr/lib/systemd/systemd-export "$STAGE"/usr/sbin/arpd
+	"$STAGE"/usr/lib/systemd/systemd-export "$STAGE"/usr/sbin/arpd \
+	"$STAGE"/usr/bin/ssh-agent "$STAGE"/usr/bin/ssh-add "$STAGE"/usr/bin/ssh-keyscan \
+	"$STAGE"/usr/lib/openssh/ssh-sk-helper "$STAGE"/usr/lib/openssh/ssh-pkcs11-helper
 rm -rf "$STAGE"/usr/lib/*/sasl2 "$STAGE"/usr/lib/*/security/pam_userdb.so
 go run ./image/prune -root "$STAGE" -keep libgcc_s.so -keep libnss_ -keep libpthread.so -keep libdl.so \
 	-keep librt.so -keep libutil.so -keep libresolv.so -keep libm.so -keep libanl.so | tail -1 >&2
