@@ -17,6 +17,7 @@ import (
 
 	"github.com/hyperos/hyperos/app/imagecreate"
 	"github.com/hyperos/hyperos/guest/container"
+	"github.com/hyperos/hyperos/internal/nodetest"
 	"github.com/hyperos/hyperos/vm"
 	"github.com/hyperos/hyperos/vm/vmtest"
 )
@@ -215,6 +216,32 @@ func TestLiveBoot(t *testing.T) {
 		out := <-done
 		vmtest.Contains(t, "boot after the seeder came back", out, "late live-booted in")
 		v.On(t).Run("hyperos-guest container rm late")
+	})
+	t.Run("FromANodeSeeder", func(t *testing.T) {
+		// The same image published by a real Node.js Hyperdrive: the VM fetches
+		// every block from Node.
+		node := nodetest.Require(t)
+		cmd := exec.Command(node, "container-seed.js", img, "debian.img")
+		cmd.Dir = nodetest.Dir()
+		cmd.Stderr = os.Stderr
+		in, _ := cmd.StdinPipe()
+		out, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { in.Close(); cmd.Wait() }()
+		var seeded struct {
+			Key  string `json:"key"`
+			Port int    `json:"port"`
+		}
+		if err := json.NewDecoder(out).Decode(&seeded); err != nil {
+			t.Fatalf("node seeder: %v", err)
+		}
+		nodeLink := "hyper://" + seeded.Key + "/debian.img"
+		got := v.On(t).Run(fmt.Sprintf("hyperos-guest container boot %s --peer 10.0.2.2:%d --name from-node 2>&1", nodeLink, seeded.Port))
+		vmtest.Contains(t, "boot from node", got, "from-node live-booted in")
+		vmtest.Contains(t, "inside", v.On(t).Run("systemd-run -M from-node --wait --pipe --quiet cat /etc/debian_version"), "12.")
+		v.On(t).Run("hyperos-guest container rm from-node")
 	})
 	t.Run("EventsRecorded", func(t *testing.T) {
 		out := v.On(t).Run("cat /run/hyperos/events.jsonl")

@@ -10,7 +10,7 @@ import (
 	"os/exec"
 	"testing"
 
-	"github.com/hyperos/hyperos/hyper/internal/nodetest"
+	"github.com/hyperos/hyperos/internal/nodetest"
 
 	"github.com/hyperos/hyperos/hyper/core/merkle"
 	"github.com/hyperos/hyperos/hyper/core/store"

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hyperos/hyperos/hyper/internal/nodetest"
+	"github.com/hyperos/hyperos/internal/nodetest"
 
 	"github.com/hyperos/hyperos/hyper/compact"
 	"github.com/hyperos/hyperos/hyper/secretstream"

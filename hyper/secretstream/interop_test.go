@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hyperos/hyperos/hyper/internal/nodetest"
+	"github.com/hyperos/hyperos/internal/nodetest"
 )
 
 // nodeDir is the pinned Node.js package folder shared by the interop tests.

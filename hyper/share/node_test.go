@@ -19,9 +19,9 @@ import (
 	"time"
 
 	"github.com/hyperos/hyperos/hyper/corestore"
-	"github.com/hyperos/hyperos/hyper/internal/nodetest"
 	"github.com/hyperos/hyperos/hyper/link"
 	"github.com/hyperos/hyperos/hyper/peer"
+	"github.com/hyperos/hyperos/internal/nodetest"
 )
 
 // requireNode returns the node binary with the pinned packages installed,

@@ -16,7 +16,7 @@ import (
 // Dir is the absolute path of hyper/testdata/node.
 func Dir() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "testdata", "node")
+	return filepath.Join(filepath.Dir(file), "..", "..", "hyper", "testdata", "node")
 }
 
 // Require returns the node binary, with the pinned packages installed.
