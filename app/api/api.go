@@ -58,6 +58,39 @@ type Status struct {
 	// NextRestart is when the next automatic restart is due, when one is.
 	NextRestart time.Time `json:"next_restart,omitzero"`
 	Daemon      Daemon    `json:"daemon"`
+	// Containers are the VM's containers as the guest's event stream last
+	// described them; empty while the VM is not online.
+	Containers []Container `json:"containers"`
+}
+
+// Container is one in-guest container as the service last heard of it. It is
+// built from the guest's events, so it is as fresh as the last event: the
+// service never polls the guest for it.
+type Container struct {
+	Name string `json:"name"`
+	// State is the guest's last lifecycle event for it: booting, waiting,
+	// running, booted, stopped or failed.
+	State  string `json:"state"`
+	Reason string `json:"reason,omitempty"`
+	// Fetched and Size are the bytes of its image fetched so far and in all.
+	Fetched     int64     `json:"fetched,omitempty"`
+	Size        int64     `json:"size,omitempty"`
+	BootSeconds float64   `json:"boot_seconds,omitempty"`
+	Time        time.Time `json:"time,omitzero"`
+}
+
+// ContainerEvent is what one EventContainer reports: one line of the guest's
+// event log (`hyperos-guest events`).
+type ContainerEvent struct {
+	Name string `json:"name"`
+	// Type is the guest's event: booting, waiting, running, booted, stopped,
+	// failed or new-version.
+	Type        string    `json:"type"`
+	Reason      string    `json:"reason,omitempty"`
+	Fetched     int64     `json:"fetched,omitempty"`
+	Size        int64     `json:"size,omitempty"`
+	BootSeconds float64   `json:"boot_seconds,omitempty"`
+	Time        time.Time `json:"time,omitzero"` // the guest's clock
 }
 
 // IP is the address to show a user.
@@ -94,6 +127,10 @@ const (
 	EventError EventType = "error"
 	// EventRestart announces an automatic restart (Message says when).
 	EventRestart EventType = "restart"
+	// EventContainer relays an event of the guest's containers (Container).
+	// One without Container says the list (Containers) was rebuilt from the
+	// guest's log after a connection: nothing new happened.
+	EventContainer EventType = "container"
 	// EventLagged ends a stream whose reader fell too far behind; the client
 	// reconnects and gets a fresh snapshot.
 	EventLagged EventType = "lagged"
@@ -113,6 +150,11 @@ type Event struct {
 	Message   string    `json:"message,omitempty"`
 	Milestone string    `json:"milestone,omitempty"`
 	Snapshot  bool      `json:"snapshot,omitempty"`
+	// Container is set on EventContainer events.
+	Container *ContainerEvent `json:"container,omitempty"`
+	// Containers is the current container list, so that a client renders its
+	// container menu from any one event, like the phase.
+	Containers []Container `json:"containers,omitempty"`
 }
 
 // Error is the body of every response with a status of 400 or more.

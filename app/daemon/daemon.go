@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -61,6 +62,10 @@ type Options struct {
 	// count across service restarts, so that a failure reported before a
 	// crash of the service is still reported after it.
 	StateFile string
+	// ContainerEvents opens the guest's container event stream, which the
+	// daemon relays onto the bus while the VM is online. Nil uses the VM's
+	// SSH connection when it has one (*machine.Machine does).
+	ContainerEvents ContainerStream
 }
 
 // saved is what StateFile holds.
@@ -152,6 +157,8 @@ type Daemon struct {
 	seen          map[string]bool // console milestones published for this boot
 	ready         chan struct{}   // closed once Run has taken the first look
 	closing       bool            // the service is shutting down: no more boots
+	containers    []api.Container // from the guest's events, while online
+	relayCancel   context.CancelFunc
 	wg            sync.WaitGroup
 }
 
@@ -159,6 +166,11 @@ type Daemon struct {
 // has taken its first look at the VM, so that no caller acts on a guess.
 func New(v VM, o Options) *Daemon {
 	o.defaults()
+	if o.ContainerEvents == nil {
+		if dv, ok := v.(sshDialer); ok {
+			o.ContainerEvents = SSHContainerStream(dv.Dial)
+		}
+	}
 	return &Daemon{vm: v, opts: o, log: o.Log, bus: NewBus(), phase: api.Stopped, started: time.Now(), ready: make(chan struct{}), name: v.Status().Name}
 }
 
@@ -248,6 +260,7 @@ func (d *Daemon) Status() api.Status {
 	if d.phase == api.Online && len(d.ips) > 0 {
 		st.IPs = d.ips
 	}
+	st.Containers = append([]api.Container{}, d.containers...)
 	return st
 }
 
@@ -464,6 +477,15 @@ func (d *Daemon) goOnline(st machine.Status, why string) {
 	d.onlineSince = time.Now()
 	d.ips, d.hostname = st.IPs, st.Hostname
 	d.setPhase(api.Online, "", why)
+	if open := d.opts.ContainerEvents; open != nil {
+		ctx, cancel := context.WithCancel(d.runCtx)
+		d.relayCancel = cancel
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			d.relayContainers(ctx, gen, open)
+		}()
+	}
 	e := d.eventLocked(api.EventLease)
 	e.Message = "found"
 	d.bus.Publish(e)
@@ -599,6 +621,12 @@ func (d *Daemon) setPhase(p api.Phase, reason, why string) {
 	d.phase, d.reason = p, reason
 	if p != api.Online {
 		d.onlineSince = time.Time{}
+		// Containers live in the VM: they are gone, or out of sight, with it.
+		d.containers = nil
+		if d.relayCancel != nil {
+			d.relayCancel()
+			d.relayCancel = nil
+		}
 	}
 	e := d.eventLocked(api.EventState)
 	e.Message = why
@@ -646,5 +674,6 @@ func (d *Daemon) eventLocked(t api.EventType) api.Event {
 	if len(d.ips) > 0 {
 		e.IP = d.ips[0]
 	}
+	e.Containers = slices.Clone(d.containers)
 	return e
 }

@@ -1,0 +1,184 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hyperos/hyperos/app/api"
+	"github.com/hyperos/hyperos/guest/container"
+	"github.com/hyperos/hyperos/guest/lazyimage"
+)
+
+// guestLine is one line of the guest's log as the guest itself writes it, so
+// that the decoder is tested against the real format.
+func guestLine(t *testing.T, e container.Event) string {
+	t.Helper()
+	b, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b) + "\n"
+}
+
+func TestDecodeContainerEvent(t *testing.T) {
+	at := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+	line := guestLine(t, container.Event{Time: at, Type: "booted", Container: "web", Stats: &lazyimage.Stats{Size: 800 << 20, Fetched: 42 << 20, Cached: 1}, BootSeconds: 3.5})
+	e, err := DecodeContainerEvent([]byte(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := api.ContainerEvent{Name: "web", Type: "booted", Fetched: 42 << 20, Size: 800 << 20, BootSeconds: 3.5, Time: at}
+	if e != want {
+		t.Fatalf("got %+v, want %+v", e, want)
+	}
+	e, err = DecodeContainerEvent([]byte(guestLine(t, container.Event{Type: "failed", Container: "db", Reason: "no peers"})))
+	if err != nil || e.Reason != "no peers" || e.Size != 0 {
+		t.Fatalf("failed event: %+v %v", e, err)
+	}
+	for _, bad := range []string{"not json\n", `{"type":"booted"}`, `{"container":"web"}`} {
+		if _, err := DecodeContainerEvent([]byte(bad)); err == nil {
+			t.Errorf("%q decoded", bad)
+		}
+	}
+}
+
+func TestApplyContainerEvent(t *testing.T) {
+	var l []api.Container
+	l = ApplyContainerEvent(l, api.ContainerEvent{Name: "web", Type: "booting", Size: 100})
+	l = ApplyContainerEvent(l, api.ContainerEvent{Name: "db", Type: "running"})
+	l = ApplyContainerEvent(l, api.ContainerEvent{Name: "web", Type: "booted", Fetched: 10, Size: 100, BootSeconds: 2})
+	l = ApplyContainerEvent(l, api.ContainerEvent{Name: "web", Type: "new-version", Fetched: 12, Size: 100})
+	want := []api.Container{
+		{Name: "db", State: "running"},
+		{Name: "web", State: "booted", Fetched: 12, Size: 100, BootSeconds: 2},
+	}
+	if fmt.Sprint(l) != fmt.Sprint(want) {
+		t.Fatalf("got %+v, want %+v", l, want)
+	}
+}
+
+// fakeStreams is a ContainerStream whose connections the test writes to: each
+// open hands the writing end of a pipe to the test.
+// closed is signalled each time the relay closes a connection.
+type fakeStreams struct {
+	conns  chan *io.PipeWriter
+	closed chan struct{}
+}
+
+func (f *fakeStreams) open(ctx context.Context) (io.ReadCloser, error) {
+	r, w := io.Pipe()
+	context.AfterFunc(ctx, func() { w.CloseWithError(ctx.Err()) })
+	select {
+	case f.conns <- w:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return &closeSignal{r, f.closed}, nil
+}
+
+type closeSignal struct {
+	*io.PipeReader
+	closed chan struct{}
+}
+
+func (c *closeSignal) Close() error {
+	err := c.PipeReader.Close()
+	c.closed <- struct{}{}
+	return err
+}
+
+func (f *fakeStreams) waitClosed(t *testing.T) {
+	t.Helper()
+	select {
+	case <-f.closed:
+	case <-time.After(time.Minute):
+		t.Fatal("the relay did not close its stream")
+	}
+}
+
+func (f *fakeStreams) next(t *testing.T) *io.PipeWriter {
+	t.Helper()
+	select {
+	case w := <-f.conns:
+		return w
+	case <-time.After(time.Minute):
+		t.Fatal("the relay did not connect")
+		return nil
+	}
+}
+
+func write(t *testing.T, w io.Writer, s string) {
+	t.Helper()
+	if _, err := io.WriteString(w, s); err != nil {
+		t.Fatalf("write to the relay: %v", err)
+	}
+}
+
+func names(l []api.Container) string {
+	var s []string
+	for _, c := range l {
+		s = append(s, c.Name+"="+c.State)
+	}
+	return strings.Join(s, ",")
+}
+
+func TestRelayContainerEvents(t *testing.T) {
+	f := newFakeVM()
+	streams := &fakeStreams{conns: make(chan *io.PipeWriter), closed: make(chan struct{}, 4)}
+	d, sub := start(t, f, Options{BootAtStart: true, ContainerEvents: streams.open})
+	if _, err := d.WaitBoot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	// The first connection: two lines of history, then news.
+	history := guestLine(t, container.Event{Type: "booting", Container: "web"}) +
+		guestLine(t, container.Event{Type: "booted", Container: "web", Stats: &lazyimage.Stats{Size: 1000, Fetched: 100}, BootSeconds: 1})
+	w := streams.next(t)
+	write(t, w, fmt.Sprintf("%d\n", len(history))+history)
+	e := next(t, sub, api.EventContainer)
+	if e.Container != nil || names(e.Containers) != "web=booted" {
+		t.Fatalf("history should rebuild the list without announcing: %+v", e)
+	}
+	news := guestLine(t, container.Event{Type: "booted", Container: "db", Stats: &lazyimage.Stats{Size: 2000, Fetched: 300}, BootSeconds: 4.5})
+	write(t, w, "garbage\n"+news)
+	e = next(t, sub, api.EventContainer)
+	if c := e.Container; c == nil || c.Name != "db" || c.Type != "booted" || c.Fetched != 300 || c.Size != 2000 || c.BootSeconds != 4.5 {
+		t.Fatalf("news: %+v", e.Container)
+	}
+	if names(e.Containers) != "db=booted,web=booted" || e.Phase != api.Online {
+		t.Fatalf("list on the event: %+v", e)
+	}
+	if st := d.Status(); names(st.Containers) != "db=booted,web=booted" {
+		t.Fatalf("status containers: %+v", st.Containers)
+	}
+
+	// The stream ends while the VM is online: the relay reconnects, and the
+	// replayed log is not announced again, but what follows is.
+	w.Close()
+	streams.waitClosed(t)
+	w = streams.next(t)
+	all := history + "garbage\n" + news
+	stopped := guestLine(t, container.Event{Type: "stopped", Container: "web"})
+	write(t, w, fmt.Sprintf("%d\n", len(all))+all+stopped)
+	e = next(t, sub, api.EventContainer)
+	if e.Container == nil || e.Container.Name != "web" || e.Container.Type != "stopped" || names(e.Containers) != "db=booted,web=stopped" {
+		t.Fatalf("after a reconnection: %+v", e)
+	}
+
+	// Offline: the stream is closed and the list emptied.
+	if err := d.Halt(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	streams.waitClosed(t)
+	if _, err := w.Write([]byte("x")); err == nil {
+		t.Fatal("the relay's stream is still open after the halt")
+	}
+	if st := d.Status(); st.Containers == nil || len(st.Containers) != 0 {
+		t.Fatalf("containers after halt: %#v", st.Containers)
+	}
+}
