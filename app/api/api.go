@@ -22,6 +22,8 @@ const (
 	PathKill     = "/v1/vm/kill"
 	PathRestart  = "/v1/vm/restart"
 	PathShutdown = "/v1/daemon/shutdown"
+	// PathContainerStop stops the in-guest container named by ?name=.
+	PathContainerStop = "/v1/containers/stop"
 )
 
 // Phase is where the VM is in its lifecycle, as the service sees it:

@@ -206,6 +206,13 @@ func (c *Client) Kill(ctx context.Context) (api.Status, error) {
 	return st, c.do(ctx, http.MethodPost, api.PathKill, nil, &st)
 }
 
+// StopContainer stops an in-guest container and returns once the guest has
+// stopped it.
+func (c *Client) StopContainer(ctx context.Context, name string) (api.Status, error) {
+	var st api.Status
+	return st, c.do(ctx, http.MethodPost, api.PathContainerStop, url.Values{"name": {name}}, &st)
+}
+
 // Shutdown asks the service to shut the VM down and exit.
 func (c *Client) Shutdown(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, api.PathShutdown, nil, nil)

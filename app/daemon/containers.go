@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,8 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/hyperos/hyperos/app/api"
+	"github.com/hyperos/hyperos/app/shell"
+	"github.com/hyperos/hyperos/guest/cmdline"
 )
 
 // ContainerStream opens the guest's container event stream. Its first line is
@@ -259,4 +262,67 @@ func (d *Daemon) containerEvent(gen uint64, e api.ContainerEvent, ok, history, l
 		d.bus.Publish(d.eventLocked(api.EventContainer))
 	}
 	return true
+}
+
+// GuestCommand runs a shell command line in the VM and returns its output
+// (stdout and stderr together), so that a failure can say what the guest said.
+type GuestCommand func(ctx context.Context, command string) ([]byte, error)
+
+// SSHGuestCommand runs commands over a verified SSH connection to the VM, one
+// connection per command: container actions are rare clicks.
+func SSHGuestCommand(dial func(ctx context.Context) (*ssh.Client, error)) GuestCommand {
+	return func(ctx context.Context, command string) ([]byte, error) {
+		c, err := dial(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("connect to the VM: %w", err)
+		}
+		defer c.Close()
+		var out bytes.Buffer
+		code, err := shell.Run(ctx, c, command, nil, &out, &out)
+		if err != nil {
+			return out.Bytes(), fmt.Errorf("run %s in the VM: %w", command, err)
+		}
+		if code != 0 {
+			return out.Bytes(), fmt.Errorf("%s exited with status %d", command, code)
+		}
+		return out.Bytes(), nil
+	}
+}
+
+// ErrInvalidName is a container action on a name no container can have; the
+// API answers it with bad_request.
+var ErrInvalidName = errors.New("invalid container name")
+
+// ErrNoGuest is a container action on a daemon that cannot reach its VM's
+// guest (a VM without SSH).
+var ErrNoGuest = errors.New("this service cannot run commands in the VM")
+
+// StopContainer stops an in-guest container through `hyperos-guest container
+// stop`, the same command `hyperos container stop` runs, so that the guest
+// stays the only owner of container state. The guest's events then report the
+// stop on the bus.
+func (d *Daemon) StopContainer(ctx context.Context, name string) error {
+	if err := cmdline.ValidHost(name); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidName, err)
+	}
+	<-d.ready
+	d.mu.Lock()
+	online := d.phase == api.Online
+	d.mu.Unlock()
+	if !online {
+		return ErrNotRunning
+	}
+	run := d.opts.GuestCommand
+	if run == nil {
+		return ErrNoGuest
+	}
+	out, err := run(ctx, shell.Quote([]string{"hyperos-guest", "container", "stop", name}))
+	if err != nil {
+		if msg := strings.TrimSpace(string(out)); msg != "" {
+			return fmt.Errorf("stop container %s: %w: %s", name, err, msg)
+		}
+		return fmt.Errorf("stop container %s: %w", name, err)
+	}
+	d.log.Info("container stop requested", "name", name)
+	return nil
 }

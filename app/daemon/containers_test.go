@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -180,5 +181,44 @@ func TestRelayContainerEvents(t *testing.T) {
 	}
 	if st := d.Status(); st.Containers == nil || len(st.Containers) != 0 {
 		t.Fatalf("containers after halt: %#v", st.Containers)
+	}
+}
+
+func TestStopContainer(t *testing.T) {
+	f := newFakeVM()
+	var got []string
+	fail := false
+	run := func(ctx context.Context, command string) ([]byte, error) {
+		got = append(got, command)
+		if fail {
+			return []byte("no container db\n"), errors.New("exited with status 1")
+		}
+		return nil, nil
+	}
+	d, _ := start(t, f, Options{GuestCommand: run})
+	ctx := context.Background()
+	if err := d.StopContainer(ctx, "web"); !errors.Is(err, ErrNotRunning) {
+		t.Fatalf("stopped VM: %v", err)
+	}
+	if _, err := d.Boot(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.WaitBoot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"", "-rf", "a b", "x;reboot"} {
+		if err := d.StopContainer(ctx, bad); !errors.Is(err, ErrInvalidName) {
+			t.Errorf("name %q: %v", bad, err)
+		}
+	}
+	if err := d.StopContainer(ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	fail = true
+	if err := d.StopContainer(ctx, "db"); err == nil || !strings.Contains(err.Error(), "no container db") {
+		t.Fatalf("the guest's complaint is lost: %v", err)
+	}
+	if want := []string{"hyperos-guest container stop web", "hyperos-guest container stop db"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("guest commands %q, want %q", got, want)
 	}
 }

@@ -66,6 +66,9 @@ type Options struct {
 	// daemon relays onto the bus while the VM is online. Nil uses the VM's
 	// SSH connection when it has one (*machine.Machine does).
 	ContainerEvents ContainerStream
+	// GuestCommand runs container actions in the guest; nil uses the VM's
+	// SSH connection when it has one.
+	GuestCommand GuestCommand
 }
 
 // saved is what StateFile holds.
@@ -169,6 +172,11 @@ func New(v VM, o Options) *Daemon {
 	if o.ContainerEvents == nil {
 		if dv, ok := v.(sshDialer); ok {
 			o.ContainerEvents = SSHContainerStream(dv.Dial)
+		}
+	}
+	if o.GuestCommand == nil {
+		if dv, ok := v.(sshDialer); ok {
+			o.GuestCommand = SSHGuestCommand(dv.Dial)
 		}
 	}
 	return &Daemon{vm: v, opts: o, log: o.Log, bus: NewBus(), phase: api.Stopped, started: time.Now(), ready: make(chan struct{}), name: v.Status().Name}

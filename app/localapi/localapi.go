@@ -45,13 +45,14 @@ func New(d *daemon.Daemon, log *slog.Logger) *Server {
 	}
 	s := &Server{d: d, log: log, mux: http.NewServeMux(), OwnerUID: ownerUID()}
 	routes := map[string]http.HandlerFunc{
-		"GET " + api.PathStatus:    s.serveStatus,
-		"GET " + api.PathEvents:    s.serveEvents,
-		"POST " + api.PathBoot:     s.serveBoot,
-		"POST " + api.PathHalt:     s.serveHalt,
-		"POST " + api.PathKill:     s.serveKill,
-		"POST " + api.PathRestart:  s.serveRestart,
-		"POST " + api.PathShutdown: s.serveShutdown,
+		"GET " + api.PathStatus:         s.serveStatus,
+		"GET " + api.PathEvents:         s.serveEvents,
+		"POST " + api.PathBoot:          s.serveBoot,
+		"POST " + api.PathHalt:          s.serveHalt,
+		"POST " + api.PathKill:          s.serveKill,
+		"POST " + api.PathRestart:       s.serveRestart,
+		"POST " + api.PathShutdown:      s.serveShutdown,
+		"POST " + api.PathContainerStop: s.serveContainerStop,
 	}
 	for pattern, h := range routes {
 		s.mux.HandleFunc(pattern, h)
@@ -182,6 +183,31 @@ func (s *Server) serveKill(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := lifecycleContext(r)
 	defer cancel()
 	err := s.d.Kill(ctx)
+	s.reply(w, s.d.Status(), err)
+}
+
+// serveContainerStop stops the container named by ?name= and answers once the
+// guest has stopped it; the guest's own event then reaches the event stream.
+func (s *Server) serveContainerStop(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	for k, v := range q {
+		if k != "name" || len(v) != 1 {
+			writeError(w, http.StatusBadRequest, "bad_request", "this call takes one parameter, name")
+			return
+		}
+	}
+	name := q.Get("name")
+	if name == "" {
+		writeError(w, http.StatusBadRequest, "bad_request", "name the container to stop")
+		return
+	}
+	ctx, cancel := lifecycleContext(r)
+	defer cancel()
+	err := s.d.StopContainer(ctx, name)
+	if errors.Is(err, daemon.ErrInvalidName) {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
 	s.reply(w, s.d.Status(), err)
 }
 

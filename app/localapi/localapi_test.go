@@ -196,6 +196,12 @@ func TestValidatesInput(t *testing.T) {
 		{"GET", "/v2/status", http.StatusNotFound},
 		{"POST", api.PathHalt, http.StatusConflict}, // not running
 		{"POST", api.PathShutdown, http.StatusNotImplemented},
+		{"POST", api.PathContainerStop, http.StatusBadRequest},
+		{"POST", api.PathContainerStop + "?name=-rf", http.StatusBadRequest},
+		{"POST", api.PathContainerStop + "?name=web&force=1", http.StatusBadRequest},
+		{"POST", api.PathContainerStop + "?name=web&name=db", http.StatusBadRequest},
+		{"GET", api.PathContainerStop + "?name=web", http.StatusMethodNotAllowed},
+		{"POST", api.PathContainerStop + "?name=web", http.StatusConflict}, // not running
 	} {
 		if code, e := raw(t, sock, c.method, c.target, nil); code != c.code {
 			t.Errorf("%s %s: %d %+v, want %d", c.method, c.target, code, e, c.code)
