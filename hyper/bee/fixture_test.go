@@ -1,13 +1,14 @@
 package bee_test
 
 import (
-	"compress/gzip"
 	"context"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
 	"testing"
+
+	"github.com/hyperos/hyperos/internal/fixture"
 
 	"github.com/hyperos/hyperos/hyper/bee"
 	"github.com/hyperos/hyperos/hyper/bee/memcore"
@@ -86,29 +87,14 @@ type beeFixture struct {
 
 func loadFixture(t testing.TB) *beeFixture {
 	t.Helper()
-	fh, err := os.Open("testdata/bee.json.gz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fh.Close()
-	zr, err := gzip.NewReader(fh)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var f beeFixture
-	if err := json.NewDecoder(zr).Decode(&f); err != nil {
-		t.Fatal(err)
-	}
+	fixture.LoadGzipJSON(t, "testdata/bee.json.gz", &f)
 	return &f
 }
 
 func unhex(t testing.TB, s string) []byte {
 	t.Helper()
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return fixture.Unhex(t, s)
 }
 
 func blocksOf(t testing.TB, hs []string) [][]byte {

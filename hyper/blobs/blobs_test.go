@@ -2,14 +2,14 @@ package blobs_test
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"io"
-	"os"
 	"testing"
+
+	"github.com/hyperos/hyperos/internal/fixture"
 
 	"github.com/hyperos/hyperos/hyper/bee/memcore"
 	"github.com/hyperos/hyperos/hyper/blobs"
@@ -34,19 +34,8 @@ type blobFixture struct {
 
 func loadFixture(t testing.TB) *blobFixture {
 	t.Helper()
-	fh, err := os.Open("testdata/blobs.json.gz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fh.Close()
-	zr, err := gzip.NewReader(fh)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var f blobFixture
-	if err := json.NewDecoder(zr).Decode(&f); err != nil {
-		t.Fatal(err)
-	}
+	fixture.LoadGzipJSON(t, "testdata/blobs.json.gz", &f)
 	return &f
 }
 

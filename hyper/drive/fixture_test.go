@@ -2,7 +2,6 @@ package drive
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,6 +10,8 @@ import (
 	"io"
 	"os"
 	"testing"
+
+	"github.com/hyperos/hyperos/internal/fixture"
 
 	"github.com/hyperos/hyperos/hyper/bee/memcore"
 	"github.com/hyperos/hyperos/hyper/core/merkle"
@@ -89,29 +90,14 @@ type driveFixture struct {
 
 func loadFixture(t testing.TB) *driveFixture {
 	t.Helper()
-	fh, err := os.Open("testdata/drive.json.gz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fh.Close()
-	zr, err := gzip.NewReader(fh)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var f driveFixture
-	if err := json.NewDecoder(zr).Decode(&f); err != nil {
-		t.Fatal(err)
-	}
+	fixture.LoadGzipJSON(t, "testdata/drive.json.gz", &f)
 	return &f
 }
 
 func unhex(t testing.TB, s string) []byte {
 	t.Helper()
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return fixture.Unhex(t, s)
 }
 
 func coreOf(t testing.TB, hs []string) *memcore.Core {
