@@ -44,6 +44,11 @@ func (s apiService) Halt(ctx context.Context) error {
 	return err
 }
 
+func (s apiService) StopContainer(ctx context.Context, name string) error {
+	_, err := s.c.StopContainer(ctx, name)
+	return err
+}
+
 func (s apiService) Restart(ctx context.Context) error {
 	_, err := s.c.Restart(ctx, false)
 	return err

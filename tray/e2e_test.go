@@ -12,9 +12,12 @@ import (
 	"time"
 
 	"github.com/godbus/dbus/v5"
+	"github.com/hyperos/hyperos/app/api"
+	"github.com/hyperos/hyperos/app/client"
 	"github.com/hyperos/hyperos/app/config"
 	"github.com/hyperos/hyperos/app/daemon"
 	"github.com/hyperos/hyperos/app/machine"
+	"github.com/hyperos/hyperos/app/shell"
 	"github.com/hyperos/hyperos/tray/internal/dbustest"
 	"github.com/hyperos/hyperos/vm/vmtest"
 )
@@ -51,6 +54,17 @@ func TestTrayBootStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	startTray(t, addr, p, "TERMINAL="+term)
+	// The service's event stream, opened before the boot so that nothing
+	// published after it is missed.
+	sock, err := p.Socket()
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, err := (&client.Client{Socket: sock}).Events(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer events.Close()
 
 	reg, err := w.Next(ctx)
 	if err != nil {
@@ -121,6 +135,60 @@ func TestTrayBootStop(t *testing.T) {
 		t.Fatal("Open Terminal started no terminal")
 	}
 
+	// A container event in the guest, appended to the real log that the real
+	// `hyperos-guest events` follows: the service relays it, the tray
+	// notifies and lists the container, and its Open Terminal opens a shell
+	// in it. The line is appended only once the relay has connected (its
+	// first container event), or it would be history, which never notifies.
+	nextContainer(t, events, func(e api.Event) bool { return e.Container == nil })
+	vmc, err := machine.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ssh, err := vmc.Dial(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ssh.Close()
+	ev := `{"time":"2026-11-30T10:00:00Z","type":"booted","container":"demo","stats":{"size":2000000,"fetched":500000,"cached":500000,"written":0},"boot_seconds":2.5}`
+	var out strings.Builder
+	if code, err := shell.Run(ctx, ssh, "mkdir -p /run/hyperos && echo '"+ev+"' >> /run/hyperos/events.jsonl", nil, &out, &out); code != 0 || err != nil {
+		t.Fatalf("append a guest event: %d %v: %s", code, err, out.String())
+	}
+	e := nextContainer(t, events, func(e api.Event) bool { return e.Container != nil })
+	if c := e.Container; c.Name != "demo" || c.Type != "booted" || c.Fetched != 500000 || c.Size != 2000000 || c.BootSeconds != 2.5 {
+		t.Errorf("relayed %+v", c)
+	}
+	if n, err = notes.Next(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if want := "Container demo live-booted in 2.5 s (0.5 MB of 2 MB fetched)"; n.Body != want {
+		t.Errorf("notification %q, want %q", n.Body, want)
+	}
+	const demo = "demo — booted, 0.5 MB of 2 MB"
+	it, err = m.Wait(ctx, func(it dbustest.Item) bool { d, ok := it.Find(demo); return ok && d.Visible })
+	if err != nil {
+		t.Fatalf("%v\n%s", err, it)
+	}
+	if nc, _ := it.Find("No containers"); nc.Visible {
+		t.Error("No containers is shown beside a container")
+	}
+	if err := m.Click(ctx, item(t, item(t, it, demo), "Open Terminal").ID); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		b, _ := os.ReadFile(fifo)
+		got <- strings.TrimSpace(string(b))
+	}()
+	select {
+	case argv := <-got:
+		if want := "-e env HYPEROS_HOME=" + dir + " hyperos ssh --container demo"; argv != want {
+			t.Errorf("the container's terminal ran with %q, want %q", argv, want)
+		}
+	case <-ctx.Done():
+		t.Fatal("the container's Open Terminal started no terminal")
+	}
+
 	// Stop.
 	if err := m.Click(ctx, item(t, it, "Stop").ID); err != nil {
 		t.Fatal(err)
@@ -131,5 +199,20 @@ func TestTrayBootStop(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, it)
+	}
+}
+
+// nextContainer reads the service's event stream up to the next container
+// event that ok accepts.
+func nextContainer(t *testing.T, events *client.Events, ok func(api.Event) bool) api.Event {
+	t.Helper()
+	for {
+		e, err := events.Next()
+		if err != nil {
+			t.Fatalf("the service's event stream: %v", err)
+		}
+		if e.Type == api.EventContainer && ok(e) {
+			return e
+		}
 	}
 }

@@ -2,6 +2,7 @@ package tray
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/hyperos/hyperos/app/api"
@@ -34,6 +35,9 @@ type State struct {
 	NextRestart bool
 	// Service is the service's version, when connected.
 	Service string
+	// Containers are the VM's containers, as the service's last event listed
+	// them.
+	Containers []api.Container
 }
 
 // Apply folds one event into the state. Every event carries the phase and the
@@ -46,6 +50,8 @@ func (s State) Apply(e api.Event) State {
 	}
 	s.Hostname, s.IP = e.Hostname, e.IP
 	s.Reason = e.Reason
+	// Every event carries the whole list, as it carries the phase.
+	s.Containers = e.Containers
 	if e.Type == api.EventRestart {
 		s.NextRestart = true
 	} else if e.Type == api.EventState {
@@ -65,6 +71,7 @@ func FromStatus(st api.Status) State {
 		Reason:      st.Reason,
 		NextRestart: !st.NextRestart.IsZero(),
 		Service:     st.Daemon.Version,
+		Containers:  st.Containers,
 	}
 }
 
@@ -78,6 +85,18 @@ type View struct {
 	Boot, Stop, Restart, Terminal bool
 	// StartService shows "Start HyperOS service" (the service is not running).
 	StartService bool
+	// Containers fill the Containers submenu, one item each; none shows "No
+	// containers".
+	Containers []ContainerItem
+}
+
+// ContainerItem is one container's item in the Containers submenu, with its
+// own submenu of actions.
+type ContainerItem struct {
+	Name  string
+	Label string // name, state, and the image bytes fetched of all
+	// Terminal opens a shell in it; Stop stops it.
+	Terminal, Stop bool
 }
 
 // maxLabel keeps menu lines readable: panels draw the menu as wide as its
@@ -111,6 +130,9 @@ func Render(s State) View {
 			}
 		}
 		v.Stop, v.Restart, v.Terminal = true, true, true
+		for _, c := range s.Containers {
+			v.Containers = append(v.Containers, containerItem(c))
+		}
 	case api.Stopping:
 		v.Icon, v.Status = resources.Booting, "HyperOS: Stopping…"
 	case api.Failed:
@@ -128,6 +150,30 @@ func Render(s State) View {
 	v.Tooltip = strings.Replace(v.Status, "HyperOS: ", "HyperOS — ", 1)
 	v.Status = shorten(v.Status, maxLabel)
 	return v
+}
+
+// containerItem is the menu line of one container: "web — booted, 42 MB of
+// 800 MB", so the lazy fetch's progress shows at a glance.
+func containerItem(c api.Container) ContainerItem {
+	label := c.Name + " — " + c.State
+	if c.State == "failed" && c.Reason != "" {
+		label += ": " + c.Reason
+	}
+	if c.Size > 0 {
+		label += ", " + megabytes(c.Fetched) + " of " + megabytes(c.Size)
+	}
+	live := c.State != "stopped" && c.State != "failed"
+	return ContainerItem{Name: c.Name, Label: shorten(label, maxLabel), Terminal: live, Stop: live}
+}
+
+// megabytes renders a byte count for people: decimal megabytes, with a
+// decimal place only where it carries information.
+func megabytes(n int64) string {
+	mb := float64(n) / 1e6
+	if mb < 10 && n%1e6 != 0 {
+		return fmt.Sprintf("%.1f MB", mb)
+	}
+	return fmt.Sprintf("%.0f MB", mb)
 }
 
 // shorten cuts s to n runes, ending it with an ellipsis when cut.
@@ -157,6 +203,15 @@ func Notices(prev, next State, e api.Event) []Notice {
 		return nil
 	}
 	var out []Notice
+	if c := e.Container; e.Type == api.EventContainer && c != nil && c.Type == "booted" {
+		// Keyed by the service's sequence number: a replayed or re-delivered
+		// event is the same event.
+		out = append(out, Notice{
+			Key:   fmt.Sprintf("container-booted:%s:%d", c.Name, e.Seq),
+			Title: "HyperOS",
+			Body:  ContainerBooted(*c),
+		})
+	}
 	switch {
 	case next.Phase == api.Online && next.IP != "" && (prev.Phase != api.Online || prev.IP != next.IP):
 		out = append(out, Notice{
@@ -178,6 +233,16 @@ func Notices(prev, next State, e api.Event) []Notice {
 		})
 	}
 	return out
+}
+
+// ContainerBooted is the notification of a live boot: how long it took and how
+// little of the image it needed.
+func ContainerBooted(c api.ContainerEvent) string {
+	s := fmt.Sprintf("Container %s live-booted in %s s", c.Name, strconv.FormatFloat(c.BootSeconds, 'f', 1, 64))
+	if c.Size > 0 {
+		s += fmt.Sprintf(" (%s of %s fetched)", megabytes(c.Fetched), megabytes(c.Size))
+	}
+	return s
 }
 
 func orUnknown(s string) string {

@@ -5,6 +5,7 @@ package tray
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"fyne.io/systray"
@@ -22,6 +23,18 @@ type menu struct {
 	last  *View
 	icons map[string][]byte
 	end   context.CancelFunc
+	// slots are the Containers submenu's items, made as the list first grows
+	// that long and hidden when it shrinks: systray cannot remove an item.
+	slots []*containerSlot
+	ctx   context.Context
+	c     *controller
+}
+
+// containerSlot is one container's item and its submenu; name is the
+// container it shows now (guarded by menu.mu), which its clicks act on.
+type containerSlot struct {
+	item, terminal, stop *systray.MenuItem
+	name                 string
 }
 
 // Run shows the tray until ctx ends or Quit is clicked. On macOS it must be
@@ -41,8 +54,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	m := &menu{icons: icons, end: cancel}
+	m := &menu{icons: icons, end: cancel, ctx: ctx}
 	c := newController(o, m)
+	m.c = c
 	runLoop(ctx, cancel, func() { m.build(ctx, c) }, func() { go c.follow(ctx) })
 	return nil
 }
@@ -144,7 +158,63 @@ func (m *menu) show(v View) {
 			m.startService.Hide()
 		}
 	}
+	if !slices.Equal(v.Containers, last.Containers) {
+		m.showContainers(v.Containers)
+	}
 	m.last = &v
+}
+
+// showContainers fills the Containers submenu; m.mu is held.
+func (m *menu) showContainers(items []ContainerItem) {
+	if len(items) == 0 {
+		m.noContainers.Show()
+	} else {
+		m.noContainers.Hide()
+	}
+	for i, it := range items {
+		if i == len(m.slots) {
+			m.slots = append(m.slots, m.addSlot())
+		}
+		s := m.slots[i]
+		s.name = it.Name
+		s.item.SetTitle(it.Label)
+		enable(s.terminal, it.Terminal, !it.Terminal)
+		enable(s.stop, it.Stop, !it.Stop)
+		s.item.Show()
+	}
+	for _, s := range m.slots[len(items):] {
+		s.item.Hide()
+	}
+}
+
+// addSlot makes one more container item, with Open Terminal and Stop, and
+// their click loops; m.mu is held.
+func (m *menu) addSlot() *containerSlot {
+	s := &containerSlot{item: m.containers.AddSubMenuItem("", "")}
+	s.terminal = s.item.AddSubMenuItem("Open Terminal", "Open a shell in this container (hyperos ssh --container)")
+	s.stop = s.item.AddSubMenuItem("Stop", "Stop this container")
+	for _, k := range []struct {
+		item *systray.MenuItem
+		a    action
+	}{{s.terminal, actTerminal}, {s.stop, actStop}} {
+		go func() {
+			for {
+				select {
+				case <-m.ctx.Done():
+					return
+				case _, ok := <-k.item.ClickedCh:
+					if !ok {
+						return
+					}
+					m.mu.Lock()
+					name := s.name
+					m.mu.Unlock()
+					m.c.containerDo(m.ctx, k.a, name)
+				}
+			}
+		}()
+	}
+	return s
 }
 
 func enable(item *systray.MenuItem, on, was bool) {

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -43,6 +44,8 @@ type Service interface {
 	Boot(ctx context.Context) error
 	Halt(ctx context.Context) error
 	Restart(ctx context.Context) error
+	// StopContainer stops an in-guest container.
+	StopContainer(ctx context.Context, name string) error
 }
 
 // LoginItem is "Start at Login": whether the service starts with the user's
@@ -213,9 +216,7 @@ func (c *controller) do(ctx context.Context, a action, loginChecked bool) {
 	case actRestart:
 		c.async(ctx, "restart HyperOS", c.opts.Service.Restart)
 	case actTerminal:
-		if err := c.opts.OpenTerminal(c.opts.SSH); err != nil {
-			c.fail(ctx, "open a terminal", err)
-		}
+		c.terminal(ctx, c.opts.SSH)
 	case actStartService:
 		c.async(ctx, "start the HyperOS service", func(ctx context.Context) error {
 			if err := c.opts.StartService(ctx); err != nil {
@@ -266,6 +267,34 @@ func (c *controller) do(ctx context.Context, a action, loginChecked bool) {
 	}
 }
 
+// containerDo runs a click in the submenu of container name: Open Terminal
+// (`hyperos ssh --container NAME`, through the same launcher as the VM's) or
+// Stop.
+func (c *controller) containerDo(ctx context.Context, a action, name string) {
+	switch a {
+	case actTerminal:
+		c.terminal(ctx, append(slices.Clone(c.opts.SSH), "--container", name))
+	case actStop:
+		c.async(ctx, "stop container "+name, func(ctx context.Context) error {
+			return c.opts.Service.StopContainer(ctx, name)
+		})
+	}
+}
+
+// terminal opens a terminal running argv, or says what to run by hand.
+func (c *controller) terminal(ctx context.Context, argv []string) {
+	err := c.opts.OpenTerminal(argv)
+	if err == nil {
+		return
+	}
+	c.log.Warn("could not open a terminal", "err", err)
+	msg := fmt.Sprintf("Could not open a terminal: %v", err)
+	if errors.Is(err, ErrNoTerminal) {
+		msg = fmt.Sprintf("No terminal found. Open one and run: %s", ShellLine(argv))
+	}
+	c.lim.Send(ctx, Notice{Key: "error:" + msg, Title: "HyperOS", Body: msg})
+}
+
 func orUnknown2(s string) string {
 	if s == "" {
 		return "(version unknown)"
@@ -285,8 +314,5 @@ func (c *controller) async(ctx context.Context, what string, f func(context.Cont
 func (c *controller) fail(ctx context.Context, what string, err error) {
 	c.log.Warn("could not "+what, "err", err)
 	msg := fmt.Sprintf("Could not %s: %v", what, err)
-	if errors.Is(err, ErrNoTerminal) {
-		msg = fmt.Sprintf("No terminal found. Open one and run: %s", ShellLine(c.opts.SSH))
-	}
 	c.lim.Send(ctx, Notice{Key: "error:" + msg, Title: "HyperOS", Body: msg})
 }
