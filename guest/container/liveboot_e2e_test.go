@@ -221,8 +221,7 @@ func TestLiveBoot(t *testing.T) {
 		// The same image published by a real Node.js Hyperdrive: the VM fetches
 		// every block from Node.
 		node := nodetest.Require(t)
-		cmd := exec.Command(node, "container-seed.js", img, "debian.img")
-		cmd.Dir = nodetest.Dir()
+		cmd := nodetest.Command(t, node, "container-seed.js", img, "debian.img")
 		cmd.Stderr = os.Stderr
 		in, _ := cmd.StdinPipe()
 		out, _ := cmd.StdoutPipe()

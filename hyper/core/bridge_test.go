@@ -19,6 +19,7 @@ import (
 
 	"github.com/hyperos/hyperos/hyper/core/store"
 	"github.com/hyperos/hyperos/hyper/core/wire"
+	"github.com/hyperos/hyperos/internal/nodetest"
 )
 
 // nodeBridge runs hyper/testdata/node/core-bridge.js: a real Node
@@ -37,8 +38,7 @@ type nodeBridge struct {
 
 func startBridge(t *testing.T, args ...string) *nodeBridge {
 	node := requireNode(t)
-	cmd := exec.Command(node, append([]string{"core-bridge.js"}, args...)...)
-	cmd.Dir = nodeDir
+	cmd := nodetest.Command(t, node, "core-bridge.js", args...)
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"testing"
 
 	"github.com/hyperos/hyperos/internal/nodetest"
@@ -16,9 +15,6 @@ import (
 	"github.com/hyperos/hyperos/hyper/core/store"
 	"github.com/hyperos/hyperos/hyper/core/wire"
 )
-
-// nodeDir is where the pinned Node packages live.
-const nodeDir = "../testdata/node"
 
 // requireNode returns the node binary with the pinned packages installed; see
 // hyper/internal/nodetest.
@@ -48,8 +44,7 @@ func runNodeVerify(t *testing.T, key [32]byte, proofs []*wire.Data) []nodeVerdic
 		in.Proofs = append(in.Proofs, hex.EncodeToString(b))
 	}
 	raw, _ := json.Marshal(in)
-	cmd := exec.Command(node, "core-verify.js")
-	cmd.Dir = nodeDir
+	cmd := nodetest.Command(t, node, "core-verify.js")
 	cmd.Stdin = bytes.NewReader(raw)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()

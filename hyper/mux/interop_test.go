@@ -21,9 +21,6 @@ import (
 	"github.com/hyperos/hyperos/hyper/secretstream"
 )
 
-// nodeDir is the pinned Node.js package folder shared by the interop tests.
-const nodeDir = "../testdata/node"
-
 // requireNode returns the node binary with the pinned packages installed; see
 // hyper/internal/nodetest.
 func requireNode(t *testing.T) string {
@@ -40,8 +37,7 @@ type nodePeer struct {
 
 func startNodePeer(t *testing.T, node string, args ...string) *nodePeer {
 	t.Helper()
-	cmd := exec.Command(node, append([]string{"transport-peer.js"}, args...)...)
-	cmd.Dir = nodeDir
+	cmd := nodetest.Command(t, node, "transport-peer.js", args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -8,16 +8,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"os/exec"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/hyperos/hyperos/internal/nodetest"
 )
-
-// nodeDir is the pinned Node.js package folder shared by the interop tests.
-const nodeDir = "../testdata/node"
 
 // requireNode returns the node binary with the pinned packages installed; see
 // hyper/internal/nodetest.
@@ -59,10 +55,9 @@ func TestInteropPresetKeys(t *testing.T) {
 			}
 			defer ln.Close()
 			_, port, _ := net.SplitHostPort(ln.Addr().String())
-			cmd := exec.Command(node, "transport-preset.js", port, strconv.FormatBool(!goInitiator),
+			cmd := nodetest.Command(t, node, "transport-preset.js", port, strconv.FormatBool(!goInitiator),
 				hex.EncodeToString(nodeHS.tx[:]), hex.EncodeToString(nodeHS.rx[:]), hex.EncodeToString(nodeHS.hash[:]),
 				hex.EncodeToString(nodeKP.Public), hex.EncodeToString(goKP.Public))
-			cmd.Dir = nodeDir
 			var stdout, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			if err := cmd.Start(); err != nil {

@@ -42,8 +42,7 @@ type nodePeer struct {
 func startNode(t testing.TB, args ...string) *nodePeer {
 	t.Helper()
 	node := requireNode(t)
-	cmd := exec.Command(node, append([]string{"share-peer.js"}, args...)...)
-	cmd.Dir = nodetest.Dir()
+	cmd := nodetest.Command(t, node, "share-peer.js", args...)
 	return startProcess(t, cmd)
 }
 

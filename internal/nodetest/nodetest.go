@@ -71,3 +71,14 @@ func installed(dir string) bool {
 	lockfile, err := os.Stat(filepath.Join(dir, "package-lock.json"))
 	return err == nil && !marker.ModTime().Before(lockfile.ModTime())
 }
+
+// Command returns a command running script (in Dir) with node, its temporary
+// directory inside the test's own: a Node peer that is killed cannot clean up
+// its corestore, and the test's cleanup then removes it.
+func Command(t testing.TB, node, script string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(node, append([]string{script}, args...)...)
+	cmd.Dir = Dir()
+	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir())
+	return cmd
+}
