@@ -25,29 +25,32 @@ import (
 
 // Spec is what `container boot` was asked to do.
 type Spec struct {
-	Name       string   `json:"name"`
-	Link       string   `json:"link"`
-	Peers      []string `json:"peers,omitempty"`
-	Boot       bool     `json:"boot"`              // run the image's init (systemd-nspawn --boot)
-	Command    []string `json:"command,omitempty"` // else run this command
-	Ephemeral  bool     `json:"ephemeral,omitempty"`
-	Binds      []string `json:"binds,omitempty"`  // SRC:DST
-	Nspawn     []string `json:"nspawn,omitempty"` // extra systemd-nspawn arguments (--sn-*)
-	Prefetch   bool     `json:"prefetch,omitempty"`
-	BlockReads int      `json:"readahead,omitempty"`
+	Name      string   `json:"name"`
+	Link      string   `json:"link"`
+	Peers     []string `json:"peers,omitempty"`
+	Boot      bool     `json:"boot"`              // run the image's init (systemd-nspawn --boot)
+	Command   []string `json:"command,omitempty"` // else run this command
+	Ephemeral bool     `json:"ephemeral,omitempty"`
+	Binds     []string `json:"binds,omitempty"`  // SRC:DST
+	Nspawn    []string `json:"nspawn,omitempty"` // extra systemd-nspawn arguments (--sn-*)
+	Prefetch  bool     `json:"prefetch,omitempty"`
 }
 
 // Phase is where a container is in its life.
 type Phase string
 
 const (
-	Waiting  Phase = "waiting" // the image is not published yet
-	Booting  Phase = "booting"
-	Running  Phase = "running"
-	Stopped  Phase = "stopped"
-	Failed   Phase = "failed"
-	statusFn       = "state.json"
-	specFn         = "spec.json"
+	Waiting Phase = "waiting" // the image is not published yet
+	Booting Phase = "booting"
+	Running Phase = "running"
+	Stopped Phase = "stopped"
+	Failed  Phase = "failed"
+)
+
+// Files in a container's directory.
+const (
+	statusFn = "state.json"
+	specFn   = "spec.json"
 )
 
 // State is a container's status as `container ls` shows it.

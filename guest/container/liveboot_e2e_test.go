@@ -115,7 +115,8 @@ func (s *seeder) stop() {
 	}
 }
 
-func (s *seeder) state(t *testing.T, v *vmtest.VM, name string) container.State {
+// containerState reads one container's state from `container ls --json` in the VM.
+func containerState(t *testing.T, v *vmtest.VM, name string) container.State {
 	var list []container.State
 	if err := json.Unmarshal([]byte(v.On(t).Run("hyperos-guest container ls --json")), &list); err != nil {
 		t.Fatal(err)
@@ -203,13 +204,13 @@ func TestLiveBoot(t *testing.T) {
 		// Wait until it is fetching, then take the seeder away.
 		for i := 0; ; i++ {
 			time.Sleep(200 * time.Millisecond)
-			if st := sd.state(t, v, "late"); st.Stats.Fetched > 1<<20 || i > 600 {
+			if st := containerState(t, v, "late"); st.Stats.Fetched > 1<<20 || i > 600 {
 				break
 			}
 		}
 		sd.stop()
 		time.Sleep(5 * time.Second)
-		if st := sd.state(t, v, "late"); st.Phase == container.Running || st.Phase == container.Failed {
+		if st := containerState(t, v, "late"); st.Phase == container.Running || st.Phase == container.Failed {
 			t.Fatalf("with no seeder the boot went on to %s (%s)", st.Phase, st.Reason)
 		}
 		sd.start()
