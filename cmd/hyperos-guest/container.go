@@ -10,20 +10,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path"
-	"regexp"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/hyperos/hyperos/guest/container"
-	"github.com/hyperos/hyperos/hyper/link"
 )
 
 const containerUsage = `usage: hyperos-guest container COMMAND
 
-  boot LINK [--name N] [--peer HOST:PORT]... [--boot | -- CMD...] [--ephemeral]
-            [--bind /SRC:/DST]... [--prefetch] [--sn-OPTION[=V]]...
-       also the original spelling: -k/--key KEY -i/--image PATH -b/--boot
+  ` + container.BootUsage + `
   ls [--json]     the containers, their state and transfer figures
   stop NAME       power a container off
   rm NAME         stop it and delete its cache and overlay
@@ -37,7 +31,7 @@ func containerCmd(ctx context.Context, args []string) error {
 	d := container.DefaultDirs
 	switch args[0] {
 	case "boot":
-		spec, asJSON, err := parseBoot(args[1:])
+		spec, asJSON, err := container.ParseBootArgs(args[1:])
 		if err != nil {
 			return err
 		}
@@ -92,101 +86,6 @@ func containerCmd(ctx context.Context, args []string) error {
 	}
 	fmt.Fprint(os.Stderr, containerUsage)
 	return fmt.Errorf("unknown container command %q", args[0])
-}
-
-// parseBoot reads boot's arguments, in the new spelling or the original
-// dat-container's (-k KEY -i PATH -b), with --sn-X passed to systemd-nspawn as --X.
-func parseBoot(args []string) (container.Spec, bool, error) {
-	var s container.Spec
-	var key, image string
-	asJSON := false
-	val := func(i *int, name string) (string, error) {
-		a := args[*i]
-		if k, v, ok := strings.Cut(a, "="); ok && strings.HasPrefix(k, "--") {
-			return v, nil
-		}
-		if *i+1 >= len(args) {
-			return "", fmt.Errorf("%s needs a value", name)
-		}
-		*i++
-		return args[*i], nil
-	}
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		flag, _, _ := strings.Cut(a, "=")
-		var err error
-		switch {
-		case a == "--":
-			s.Command = args[i+1:]
-			i = len(args)
-		case flag == "--name" || flag == "-n":
-			s.Name, err = val(&i, "--name")
-		case flag == "--peer":
-			var p string
-			p, err = val(&i, "--peer")
-			s.Peers = append(s.Peers, p)
-		case flag == "--bind":
-			var b string
-			b, err = val(&i, "--bind")
-			s.Binds = append(s.Binds, b)
-		case flag == "-k" || flag == "--key":
-			key, err = val(&i, "--key")
-		case flag == "-i" || flag == "--image":
-			image, err = val(&i, "--image")
-		case a == "-b" || a == "--boot":
-			s.Boot = true
-		case a == "--ephemeral":
-			s.Ephemeral = true
-		case a == "--prefetch":
-			s.Prefetch = true
-		case a == "--json":
-			asJSON = true
-		case strings.HasPrefix(a, "--sn-"):
-			s.Nspawn = append(s.Nspawn, "--"+strings.TrimPrefix(a, "--sn-"))
-		case strings.HasPrefix(a, "-"):
-			err = fmt.Errorf("unknown flag %s", a)
-		case s.Link == "":
-			s.Link = a
-		default:
-			err = fmt.Errorf("unexpected argument %q", a)
-		}
-		if err != nil {
-			return s, false, err
-		}
-	}
-	if s.Link == "" && key != "" {
-		if image == "" {
-			return s, false, errors.New("-k needs -i PATH, the image file in the drive")
-		}
-		s.Link = "hyper://" + key + "/" + strings.TrimPrefix(image, "/")
-	}
-	if s.Link == "" {
-		return s, false, errors.New("no link: give hyper://KEY/path/to/image.img")
-	}
-	if s.Name == "" {
-		l, err := link.Parse(s.Link)
-		if err != nil {
-			return s, false, err
-		}
-		s.Name = nameFrom(l.Path)
-	}
-	return s, asJSON, s.Validate()
-}
-
-var nonName = regexp.MustCompile(`[^a-z0-9-]+`)
-
-// nameFrom derives a container name from an image path: /images/Debian 12.img
-// becomes debian-12.
-func nameFrom(p string) string {
-	base := strings.TrimSuffix(path.Base(p), path.Ext(p))
-	n := strings.Trim(nonName.ReplaceAllString(strings.ToLower(base), "-"), "-")
-	if len(n) > 40 {
-		n = strings.Trim(n[:40], "-")
-	}
-	if n == "" {
-		n = "container"
-	}
-	return n
 }
 
 func mb(n int64) string {

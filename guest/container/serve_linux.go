@@ -59,9 +59,7 @@ func (p *peers) list() []*peer.Conn {
 func (p *peers) keep(ctx context.Context, st *corestore.Store, addr string, log *slog.Logger) {
 	backoff := 500 * time.Millisecond
 	for ctx.Err() == nil {
-		dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		c, err := peer.Dial(dctx, addr, st, nil)
-		cancel()
+		c, err := dialPeer(ctx, addr, st)
 		if err != nil {
 			log.Info("peer unreachable, retrying", "peer", addr, "err", err, "in", backoff)
 			select {
@@ -314,4 +312,19 @@ func waitUp(ctx context.Context, name string, boot bool) error {
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// dialPeer connects to addr, finding _gateway's address first.
+func dialPeer(ctx context.Context, addr string, st *corestore.Store) (*peer.Conn, error) {
+	routes, err := os.ReadFile("/proc/net/route")
+	if err != nil {
+		return nil, err
+	}
+	to, err := ResolveGateway(addr, routes)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	return peer.Dial(ctx, to, st, nil)
 }
