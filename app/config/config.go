@@ -79,6 +79,9 @@ func (p Paths) LogDir() string     { return filepath.Join(p.State, "logs") }
 func (p Paths) AccelNote() string  { return filepath.Join(p.Cache, "accel-hung") }
 func (p Paths) HyperStore() string { return filepath.Join(p.State, "hyper") } // shares and downloads
 
+// Shares holds the records of running `hyperos share` processes (app/shares).
+func (p Paths) Shares() string { return filepath.Join(p.State, "shares") }
+
 // Settings of the VM, saved by `hyperos init`.
 type Settings struct {
 	Name     string `json:"name"`

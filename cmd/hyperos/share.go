@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hyperos/hyperos/app/config"
+	"github.com/hyperos/hyperos/app/shares"
 	"github.com/hyperos/hyperos/hyper/corestore"
 	"github.com/hyperos/hyperos/hyper/link"
 	"github.com/hyperos/hyperos/hyper/peer"
@@ -74,6 +75,14 @@ func cmdShare(ctx context.Context, e env) error {
 	}
 	fmt.Fprintf(e.stderr, "version %d (%d added, %d updated, %d deleted); seeding on %s until stopped\n",
 		res.Version, res.Added, res.Updated, res.Deleted, ln.Addr())
+	// Let `hyperos container boot` find this share without a --peer.
+	remove, err := shares.Announce(e.paths.Shares(), shares.Record{
+		Key: res.Link.Key.Hex(), Port: ln.Addr().(*net.TCPAddr).Port, Addr: ln.Addr().String(), Path: abs})
+	if err != nil {
+		fmt.Fprintf(e.stderr, "warning: %v (containers will need --peer)\n", err)
+	} else {
+		defer remove()
+	}
 	return peer.Serve(ctx, ln, st, nil)
 }
 
