@@ -22,8 +22,16 @@ const (
 	PathKill     = "/v1/vm/kill"
 	PathRestart  = "/v1/vm/restart"
 	PathShutdown = "/v1/daemon/shutdown"
+	// PathContainers lists the guest's containers, asking the guest (GET).
+	PathContainers = "/v1/containers"
+	// PathContainerBoot boots a container (POST a ContainerBoot); the answer
+	// streams ContainerProgress lines until the container runs or fails.
+	PathContainerBoot = "/v1/containers/boot"
 	// PathContainerStop stops the in-guest container named by ?name=.
 	PathContainerStop = "/v1/containers/stop"
+	// PathContainerRemove stops the container named by ?name= and deletes its
+	// cache and overlay.
+	PathContainerRemove = "/v1/containers/rm"
 )
 
 // Phase is where the VM is in its lifecycle, as the service sees it:
@@ -79,6 +87,30 @@ type Container struct {
 	Size        int64     `json:"size,omitempty"`
 	BootSeconds float64   `json:"boot_seconds,omitempty"`
 	Time        time.Time `json:"time,omitzero"`
+
+	// The rest is known only when the guest was asked (GET /v1/containers, a
+	// boot's answer), not from events.
+	Link    string `json:"link,omitempty"`
+	Version uint64 `json:"version,omitempty"` // the drive version it booted
+	// NewVersion is a newer version of the drive, seen while it runs.
+	NewVersion uint64 `json:"new_version,omitempty"`
+	Cached     int64  `json:"cached,omitempty"` // bytes of the image held in the VM
+	Peers      int    `json:"peers,omitempty"`  // peers connected
+}
+
+// ContainerBoot is the body of POST /v1/containers/boot: the arguments of
+// `hyperos-guest container boot`, which the service checks with the guest's
+// own parser before anything runs.
+type ContainerBoot struct {
+	Args []string `json:"args"`
+}
+
+// ContainerProgress is one line of a container boot's answer: progress
+// messages, then one line with the container (it runs) or an error.
+type ContainerProgress struct {
+	Message   string     `json:"message,omitempty"`
+	Container *Container `json:"container,omitempty"`
+	Error     *Error     `json:"error,omitempty"`
 }
 
 // ContainerEvent is what one EventContainer reports: one line of the guest's

@@ -125,7 +125,7 @@ func (c *Client) transport() (http.RoundTripper, error) {
 
 // do sends a request and decodes a JSON answer into out.
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, out any) error {
-	resp, err := c.send(ctx, method, path, q)
+	resp, err := c.send(ctx, method, path, q, nil)
 	if err != nil {
 		return err
 	}
@@ -140,15 +140,27 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, out 
 }
 
 // send returns a response with a status under 400, or the error it carries.
-func (c *Client) send(ctx context.Context, method, path string, q url.Values) (*http.Response, error) {
+// body, when not nil, is sent as JSON.
+func (c *Client) send(ctx context.Context, method, path string, q url.Values, body any) (*http.Response, error) {
 	tr, err := c.transport()
 	if err != nil {
 		return nil, err
 	}
 	u := url.URL{Scheme: "http", Host: api.Host, Path: path, RawQuery: q.Encode()}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
 	if err != nil {
 		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := tr.RoundTrip(req)
 	if err != nil {
@@ -213,6 +225,44 @@ func (c *Client) StopContainer(ctx context.Context, name string) (api.Status, er
 	return st, c.do(ctx, http.MethodPost, api.PathContainerStop, url.Values{"name": {name}}, &st)
 }
 
+// RemoveContainer stops an in-guest container and deletes its cache and
+// overlay.
+func (c *Client) RemoveContainer(ctx context.Context, name string) (api.Status, error) {
+	var st api.Status
+	return st, c.do(ctx, http.MethodPost, api.PathContainerRemove, url.Values{"name": {name}}, &st)
+}
+
+// Containers asks the guest, through the service, for its containers.
+func (c *Client) Containers(ctx context.Context) ([]api.Container, error) {
+	var cs []api.Container
+	return cs, c.do(ctx, http.MethodGet, api.PathContainers, nil, &cs)
+}
+
+// BootContainer boots a container from `container boot` arguments and returns
+// it once it runs; progress gets the guest's messages meanwhile.
+func (c *Client) BootContainer(ctx context.Context, args []string, progress func(string)) (api.Container, error) {
+	resp, err := c.send(ctx, http.MethodPost, api.PathContainerBoot, nil, api.ContainerBoot{Args: args})
+	if err != nil {
+		return api.Container{}, err
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var p api.ContainerProgress
+		if err := dec.Decode(&p); err != nil {
+			return api.Container{}, fmt.Errorf("container boot: the service's answer ended early: %w", err)
+		}
+		switch {
+		case p.Error != nil:
+			return api.Container{}, &Error{Status: http.StatusOK, Code: p.Error.Code, Message: p.Error.Error}
+		case p.Container != nil:
+			return *p.Container, nil
+		case progress != nil && p.Message != "":
+			progress(p.Message)
+		}
+	}
+}
+
 // Shutdown asks the service to shut the VM down and exit.
 func (c *Client) Shutdown(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, api.PathShutdown, nil, nil)
@@ -235,7 +285,7 @@ type Events struct {
 
 // Events opens the event stream. Close it, or cancel ctx, when done.
 func (c *Client) Events(ctx context.Context) (*Events, error) {
-	resp, err := c.send(ctx, http.MethodGet, api.PathEvents, nil)
+	resp, err := c.send(ctx, http.MethodGet, api.PathEvents, nil, nil)
 	if err != nil {
 		return nil, err
 	}

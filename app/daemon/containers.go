@@ -18,6 +18,7 @@ import (
 	"github.com/hyperos/hyperos/app/api"
 	"github.com/hyperos/hyperos/app/shell"
 	"github.com/hyperos/hyperos/guest/cmdline"
+	"github.com/hyperos/hyperos/guest/container"
 )
 
 // ContainerStream opens the guest's container event stream. Its first line is
@@ -264,28 +265,27 @@ func (d *Daemon) containerEvent(gen uint64, e api.ContainerEvent, ok, history, l
 	return true
 }
 
-// GuestCommand runs a shell command line in the VM and returns its output
-// (stdout and stderr together), so that a failure can say what the guest said.
-type GuestCommand func(ctx context.Context, command string) ([]byte, error)
+// GuestCommand runs a shell command line in the VM, its output streamed to
+// stdout and stderr; a non-zero exit is an error.
+type GuestCommand func(ctx context.Context, command string, stdout, stderr io.Writer) error
 
 // SSHGuestCommand runs commands over a verified SSH connection to the VM, one
 // connection per command: container actions are rare clicks.
 func SSHGuestCommand(dial func(ctx context.Context) (*ssh.Client, error)) GuestCommand {
-	return func(ctx context.Context, command string) ([]byte, error) {
+	return func(ctx context.Context, command string, stdout, stderr io.Writer) error {
 		c, err := dial(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("connect to the VM: %w", err)
+			return fmt.Errorf("connect to the VM: %w", err)
 		}
 		defer c.Close()
-		var out bytes.Buffer
-		code, err := shell.Run(ctx, c, command, nil, &out, &out)
+		code, err := shell.Run(ctx, c, command, nil, stdout, stderr)
 		if err != nil {
-			return out.Bytes(), fmt.Errorf("run %s in the VM: %w", command, err)
+			return fmt.Errorf("run %s in the VM: %w", command, err)
 		}
 		if code != 0 {
-			return out.Bytes(), fmt.Errorf("%s exited with status %d", command, code)
+			return fmt.Errorf("%s exited with status %d", command, code)
 		}
-		return out.Bytes(), nil
+		return nil
 	}
 }
 
@@ -293,18 +293,18 @@ func SSHGuestCommand(dial func(ctx context.Context) (*ssh.Client, error)) GuestC
 // API answers it with bad_request.
 var ErrInvalidName = errors.New("invalid container name")
 
+// ErrInvalidBoot is a container boot whose arguments the guest would refuse;
+// the API answers it with bad_request.
+var ErrInvalidBoot = errors.New("invalid container boot")
+
 // ErrNoGuest is a container action on a daemon that cannot reach its VM's
 // guest (a VM without SSH).
 var ErrNoGuest = errors.New("this service cannot run commands in the VM")
 
-// StopContainer stops an in-guest container through `hyperos-guest container
-// stop`, the same command `hyperos container stop` runs, so that the guest
-// stays the only owner of container state. The guest's events then report the
-// stop on the bus.
-func (d *Daemon) StopContainer(ctx context.Context, name string) error {
-	if err := cmdline.ValidHost(name); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidName, err)
-	}
+// guest runs `hyperos-guest container ARGS...` in the online VM. The guest
+// stays the only owner of container state: the service asks it rather than
+// keeping a copy.
+func (d *Daemon) guest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	<-d.ready
 	d.mu.Lock()
 	online := d.phase == api.Online
@@ -316,13 +316,143 @@ func (d *Daemon) StopContainer(ctx context.Context, name string) error {
 	if run == nil {
 		return ErrNoGuest
 	}
-	out, err := run(ctx, shell.Quote([]string{"hyperos-guest", "container", "stop", name}))
-	if err != nil {
-		if msg := strings.TrimSpace(string(out)); msg != "" {
-			return fmt.Errorf("stop container %s: %w: %s", name, err, msg)
-		}
-		return fmt.Errorf("stop container %s: %w", name, err)
+	return run(ctx, shell.Quote(append([]string{"hyperos-guest", "container"}, args...)), stdout, stderr)
+}
+
+// guestSays adds what the guest printed to err.
+func guestSays(err error, out []byte) error {
+	if msg := strings.TrimSpace(string(out)); msg != "" {
+		return fmt.Errorf("%w: %s", err, msg)
 	}
-	d.log.Info("container stop requested", "name", name)
+	return err
+}
+
+// StopContainer stops an in-guest container through `hyperos-guest container
+// stop`, the same command `hyperos container stop` runs. The guest's events
+// then report the stop on the bus.
+func (d *Daemon) StopContainer(ctx context.Context, name string) error {
+	return d.nameAction(ctx, "stop", name)
+}
+
+// RemoveContainer stops an in-guest container and deletes its cache and
+// overlay, through `hyperos-guest container rm`.
+func (d *Daemon) RemoveContainer(ctx context.Context, name string) error {
+	return d.nameAction(ctx, "rm", name)
+}
+
+func (d *Daemon) nameAction(ctx context.Context, verb, name string) error {
+	if err := cmdline.ValidHost(name); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidName, err)
+	}
+	var out bytes.Buffer
+	if err := d.guest(ctx, []string{verb, name}, &out, &out); err != nil {
+		if errors.Is(err, ErrNotRunning) || errors.Is(err, ErrNoGuest) {
+			return err
+		}
+		return fmt.Errorf("%s container %s: %w", verb, name, guestSays(err, out.Bytes()))
+	}
+	d.log.Info("container "+verb+" requested", "name", name)
 	return nil
+}
+
+// Containers asks the guest for its containers (`container ls --json`).
+func (d *Daemon) Containers(ctx context.Context) ([]api.Container, error) {
+	var out, errOut bytes.Buffer
+	if err := d.guest(ctx, []string{"ls", "--json"}, &out, &errOut); err != nil {
+		if errors.Is(err, ErrNotRunning) || errors.Is(err, ErrNoGuest) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("list containers: %w", guestSays(err, errOut.Bytes()))
+	}
+	var list []container.State
+	if err := json.Unmarshal(out.Bytes(), &list); err != nil {
+		return nil, fmt.Errorf("list containers: the guest's answer: %w", err)
+	}
+	cs := make([]api.Container, 0, len(list))
+	for _, st := range list {
+		cs = append(cs, apiContainer(st))
+	}
+	return cs, nil
+}
+
+// BootContainer boots a container from `container boot` arguments, checked
+// here with the guest's own parser first, and returns once it runs. progress
+// gets the guest's messages as they come.
+func (d *Daemon) BootContainer(ctx context.Context, args []string, progress func(string)) (api.Container, error) {
+	spec, _, err := container.ParseBootArgs(args)
+	if err != nil {
+		return api.Container{}, fmt.Errorf("%w: %w", ErrInvalidBoot, err)
+	}
+	pw := &lineWriter{fn: progress}
+	var out bytes.Buffer
+	err = d.guest(ctx, append(append([]string{"boot"}, spec.Args()...), "--json"), &out, pw)
+	pw.flush()
+	if errors.Is(err, ErrNotRunning) || errors.Is(err, ErrNoGuest) {
+		return api.Container{}, err
+	}
+	var st container.State
+	if jerr := json.Unmarshal(out.Bytes(), &st); jerr != nil {
+		if err == nil {
+			err = fmt.Errorf("the guest's answer: %w", jerr)
+		}
+		return api.Container{}, fmt.Errorf("boot container %s: %w", spec.Name, guestSays(err, pw.last))
+	}
+	c := apiContainer(st)
+	if st.Phase != container.Running {
+		return c, fmt.Errorf("container %s %s: %s", st.Name, st.Phase, st.Reason)
+	}
+	d.log.Info("container booted on request", "name", st.Name, "seconds", st.BootSeconds, "fetched", st.Stats.Fetched)
+	return c, err
+}
+
+// apiContainer is the API's view of a guest container state.
+func apiContainer(st container.State) api.Container {
+	return api.Container{
+		Name: st.Name, State: string(st.Phase), Reason: st.Reason,
+		Fetched: st.Stats.Fetched, Size: st.Stats.Size, Cached: st.Stats.Cached,
+		BootSeconds: st.BootSeconds, Time: st.Started,
+		Link: st.Link, Version: st.Version, NewVersion: st.NewVersion, Peers: st.Peers,
+	}
+}
+
+// lineWriter hands complete lines to fn; the last one is kept for errors.
+type lineWriter struct {
+	fn   func(string)
+	buf  []byte
+	last []byte
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			break
+		}
+		w.emit(w.buf[:i])
+		w.buf = w.buf[i+1:]
+	}
+	if len(w.buf) > 64<<10 { // a line with no end: pass it on in pieces
+		w.emit(w.buf)
+		w.buf = nil
+	}
+	return len(p), nil
+}
+
+func (w *lineWriter) emit(line []byte) {
+	line = bytes.TrimRight(line, "\r")
+	if len(line) == 0 {
+		return
+	}
+	w.last = append(w.last[:0], line...)
+	if w.fn != nil {
+		w.fn(string(line))
+	}
+}
+
+func (w *lineWriter) flush() {
+	if len(w.buf) > 0 {
+		w.emit(w.buf)
+		w.buf = nil
+	}
 }

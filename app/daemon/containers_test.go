@@ -188,12 +188,13 @@ func TestStopContainer(t *testing.T) {
 	f := newFakeVM()
 	var got []string
 	fail := false
-	run := func(ctx context.Context, command string) ([]byte, error) {
+	run := func(ctx context.Context, command string, stdout, stderr io.Writer) error {
 		got = append(got, command)
 		if fail {
-			return []byte("no container db\n"), errors.New("exited with status 1")
+			io.WriteString(stderr, "no container db\n")
+			return errors.New("exited with status 1")
 		}
-		return nil, nil
+		return nil
 	}
 	d, _ := start(t, f, Options{GuestCommand: run})
 	ctx := context.Background()
@@ -220,5 +221,79 @@ func TestStopContainer(t *testing.T) {
 	}
 	if want := []string{"hyperos-guest container stop web", "hyperos-guest container stop db"}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("guest commands %q, want %q", got, want)
+	}
+}
+
+// bootedVM is a daemon whose VM is online, with run as its guest.
+func bootedVM(t *testing.T, run GuestCommand) *Daemon {
+	t.Helper()
+	d, _ := start(t, newFakeVM(), Options{GuestCommand: run})
+	if _, err := d.Boot(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.WaitBoot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestBootContainer(t *testing.T) {
+	const key = "0101010101010101010101010101010101010101010101010101010101010101"
+	var got string
+	phase := "running"
+	d := bootedVM(t, func(ctx context.Context, command string, stdout, stderr io.Writer) error {
+		got = command
+		io.WriteString(stderr, "deb: booting  (0 KB of 256 MB fetched)\ndeb: running ")
+		io.WriteString(stderr, " (30 MB of 256 MB fetched)\n")
+		fmt.Fprintf(stdout, `{"name":"deb","link":"hyper://%s/debian.img","boot":true,"phase":%q,"reason":"nspawn exited","stats":{"fetched":31457280,"size":268435456},"peers_connected":1,"boot_seconds":4.2}`+"\n", key, phase)
+		return nil
+	})
+	var progress []string
+	c, err := d.BootContainer(context.Background(), []string{"-k", key, "-i", "debian.img", "-b", "--peer", "_gateway:4000"}, func(s string) { progress = append(progress, s) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The guest gets the canonical spelling, quoted for its shell.
+	if want := "hyperos-guest container boot hyper://" + key + "/debian.img --name debian --peer _gateway:4000 --boot --json"; got != want {
+		t.Fatalf("guest command\n%s\nwant\n%s", got, want)
+	}
+	if c.Name != "deb" || c.State != "running" || c.Fetched != 31457280 || c.Size != 268435456 || c.Peers != 1 || c.BootSeconds != 4.2 {
+		t.Fatalf("container %+v", c)
+	}
+	if len(progress) != 2 || progress[1] != "deb: running  (30 MB of 256 MB fetched)" {
+		t.Fatalf("progress %q", progress)
+	}
+	phase = "failed"
+	if _, err := d.BootContainer(context.Background(), []string{"hyper://" + key + "/debian.img"}, nil); err == nil || !strings.Contains(err.Error(), "nspawn exited") {
+		t.Fatalf("a failed boot: %v", err)
+	}
+	for _, bad := range [][]string{{"hyper://" + key + "/a.img", "--name", "x;reboot"}, {"--frob"}, {}} {
+		if _, err := d.BootContainer(context.Background(), bad, nil); !errors.Is(err, ErrInvalidBoot) {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}
+
+func TestContainersAndRemove(t *testing.T) {
+	var got []string
+	d := bootedVM(t, func(ctx context.Context, command string, stdout, stderr io.Writer) error {
+		got = append(got, command)
+		if strings.HasSuffix(command, "ls --json") {
+			io.WriteString(stdout, `[{"name":"a","link":"hyper://k/a.img","phase":"stopped","version":3,"stats":{"fetched":1,"cached":2,"size":3}}]`)
+		}
+		return nil
+	})
+	cs, err := d.Containers(context.Background())
+	if err != nil || len(cs) != 1 || cs[0].Name != "a" || cs[0].State != "stopped" || cs[0].Version != 3 || cs[0].Cached != 2 {
+		t.Fatalf("%+v %v", cs, err)
+	}
+	if err := d.RemoveContainer(context.Background(), "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.RemoveContainer(context.Background(), "../a"); !errors.Is(err, ErrInvalidName) {
+		t.Fatalf("bad name: %v", err)
+	}
+	if want := "[hyperos-guest container ls --json hyperos-guest container rm a]"; fmt.Sprint(got) != want {
+		t.Fatalf("guest commands %q", got)
 	}
 }

@@ -18,11 +18,13 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/hyperos/hyperos/app/api"
 	"github.com/hyperos/hyperos/app/config"
 	"github.com/hyperos/hyperos/app/daemon"
+	"github.com/hyperos/hyperos/guest/container"
 )
 
 // Server is the local API of one daemon.
@@ -45,14 +47,17 @@ func New(d *daemon.Daemon, log *slog.Logger) *Server {
 	}
 	s := &Server{d: d, log: log, mux: http.NewServeMux(), OwnerUID: ownerUID()}
 	routes := map[string]http.HandlerFunc{
-		"GET " + api.PathStatus:         s.serveStatus,
-		"GET " + api.PathEvents:         s.serveEvents,
-		"POST " + api.PathBoot:          s.serveBoot,
-		"POST " + api.PathHalt:          s.serveHalt,
-		"POST " + api.PathKill:          s.serveKill,
-		"POST " + api.PathRestart:       s.serveRestart,
-		"POST " + api.PathShutdown:      s.serveShutdown,
-		"POST " + api.PathContainerStop: s.serveContainerStop,
+		"GET " + api.PathStatus:           s.serveStatus,
+		"GET " + api.PathEvents:           s.serveEvents,
+		"POST " + api.PathBoot:            s.serveBoot,
+		"POST " + api.PathHalt:            s.serveHalt,
+		"POST " + api.PathKill:            s.serveKill,
+		"POST " + api.PathRestart:         s.serveRestart,
+		"POST " + api.PathShutdown:        s.serveShutdown,
+		"POST " + api.PathContainerStop:   s.serveContainerStop,
+		"POST " + api.PathContainerRemove: s.serveContainerRemove,
+		"POST " + api.PathContainerBoot:   s.serveContainerBoot,
+		"GET " + api.PathContainers:       s.serveContainers,
 	}
 	for pattern, h := range routes {
 		s.mux.HandleFunc(pattern, h)
@@ -189,6 +194,16 @@ func (s *Server) serveKill(w http.ResponseWriter, r *http.Request) {
 // serveContainerStop stops the container named by ?name= and answers once the
 // guest has stopped it; the guest's own event then reaches the event stream.
 func (s *Server) serveContainerStop(w http.ResponseWriter, r *http.Request) {
+	s.containerAction(w, r, "stop", s.d.StopContainer)
+}
+
+// serveContainerRemove stops the container named by ?name= and deletes its
+// cache and overlay.
+func (s *Server) serveContainerRemove(w http.ResponseWriter, r *http.Request) {
+	s.containerAction(w, r, "remove", s.d.RemoveContainer)
+}
+
+func (s *Server) containerAction(w http.ResponseWriter, r *http.Request, verb string, do func(context.Context, string) error) {
 	q := r.URL.Query()
 	for k, v := range q {
 		if k != "name" || len(v) != 1 {
@@ -198,17 +213,80 @@ func (s *Server) serveContainerStop(w http.ResponseWriter, r *http.Request) {
 	}
 	name := q.Get("name")
 	if name == "" {
-		writeError(w, http.StatusBadRequest, "bad_request", "name the container to stop")
+		writeError(w, http.StatusBadRequest, "bad_request", "name the container to "+verb)
 		return
 	}
 	ctx, cancel := lifecycleContext(r)
 	defer cancel()
-	err := s.d.StopContainer(ctx, name)
+	err := do(ctx, name)
 	if errors.Is(err, daemon.ErrInvalidName) {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
 	s.reply(w, s.d.Status(), err)
+}
+
+// serveContainers answers with the guest's containers, asked afresh.
+func (s *Server) serveContainers(w http.ResponseWriter, r *http.Request) {
+	if !noQuery(w, r) {
+		return
+	}
+	cs, err := s.d.Containers(r.Context())
+	if err != nil {
+		s.reply(w, api.Status{}, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, cs)
+}
+
+// serveContainerBoot boots a container and streams the guest's progress, then
+// the container or the error, as ContainerProgress lines. Arguments the guest
+// would refuse are a 400 before anything is streamed. A client that goes away
+// stops waiting, not the boot: the container is a unit of the guest's.
+func (s *Server) serveContainerBoot(w http.ResponseWriter, r *http.Request) {
+	if !noQuery(w, r) {
+		return
+	}
+	var req api.ContainerBoot
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("body: want {\"args\": [...]}: %v", err))
+		return
+	}
+	if _, _, err := container.ParseBootArgs(req.Args); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	if st := s.d.Status(); st.Phase != api.Online {
+		s.reply(w, st, daemon.ErrNotRunning)
+		return
+	}
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		writeError(w, http.StatusInternalServerError, "failed", "streaming is not supported by this connection")
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	fl.Flush()
+	var mu sync.Mutex // progress comes from the SSH session's goroutine
+	enc := json.NewEncoder(w)
+	send := func(p api.ContainerProgress) {
+		mu.Lock()
+		defer mu.Unlock()
+		enc.Encode(p)
+		fl.Flush()
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Minute)
+	defer cancel()
+	c, err := s.d.BootContainer(ctx, req.Args, func(line string) { send(api.ContainerProgress{Message: line}) })
+	if err != nil {
+		_, code := errorCode(err)
+		send(api.ContainerProgress{Error: &api.Error{Error: err.Error(), Code: code}})
+		return
+	}
+	send(api.ContainerProgress{Container: &c})
 }
 
 // lifecycleContext detaches a stop from its request: a client that goes away
@@ -269,23 +347,30 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 
 // reply maps the daemon's errors onto status codes and stable codes.
 func (s *Server) reply(w http.ResponseWriter, st api.Status, err error) {
-	var fe *daemon.FailedError
-	switch {
-	case err == nil:
+	if err == nil {
 		writeJSON(w, http.StatusOK, st)
-	case errors.Is(err, daemon.ErrNotRunning):
-		writeError(w, http.StatusConflict, "not_running", err.Error())
-	case errors.Is(err, daemon.ErrBusy), errors.Is(err, daemon.ErrClosing):
-		writeError(w, http.StatusConflict, "busy", err.Error())
-	case errors.Is(err, config.ErrNotInitialized):
-		writeError(w, http.StatusConflict, "not_initialized", err.Error())
-	case errors.As(err, &fe):
-		writeError(w, http.StatusInternalServerError, "failed", err.Error())
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		writeError(w, http.StatusServiceUnavailable, "failed", err.Error())
-	default:
-		writeError(w, http.StatusInternalServerError, "failed", err.Error())
+		return
 	}
+	status, code := errorCode(err)
+	writeError(w, status, code, err.Error())
+}
+
+// errorCode is the HTTP status and the stable word of api.Error for a daemon
+// error.
+func errorCode(err error) (int, string) {
+	switch {
+	case errors.Is(err, daemon.ErrNotRunning):
+		return http.StatusConflict, "not_running"
+	case errors.Is(err, daemon.ErrBusy), errors.Is(err, daemon.ErrClosing):
+		return http.StatusConflict, "busy"
+	case errors.Is(err, config.ErrNotInitialized):
+		return http.StatusConflict, "not_initialized"
+	case errors.Is(err, daemon.ErrInvalidName), errors.Is(err, daemon.ErrInvalidBoot):
+		return http.StatusBadRequest, "bad_request"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable, "failed"
+	}
+	return http.StatusInternalServerError, "failed"
 }
 
 // waitParam reads the only query parameter the lifecycle calls take.

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -86,6 +87,12 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 // serve runs a daemon and its API on a socket in a fresh directory.
 func serve(t *testing.T) (string, *instantVM) {
 	t.Helper()
+	return serveWith(t, daemon.Options{Log: quiet()})
+}
+
+// serveWith is serve with the daemon's options.
+func serveWith(t *testing.T, o daemon.Options) (string, *instantVM) {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "hapi")
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +100,7 @@ func serve(t *testing.T) (string, *instantVM) {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	sock := filepath.Join(dir, "run", "hyperos.sock")
 	v := &instantVM{}
-	d := daemon.New(v, daemon.Options{Log: quiet()})
+	d := daemon.New(v, o)
 	l, err := Listen(sock, quiet())
 	if err != nil {
 		t.Fatal(err)
@@ -497,5 +504,57 @@ func TestShutdownThroughAPI(t *testing.T) {
 	}
 	if v.Status().State != vm.Stopped {
 		t.Fatal("the VM outlived the service")
+	}
+}
+
+// TestContainerCalls boots, lists and removes a container through the client
+// and the API; the guest is a function standing in for the VM's shell.
+func TestContainerCalls(t *testing.T) {
+	const key = "0101010101010101010101010101010101010101010101010101010101010101"
+	var mu sync.Mutex
+	var got []string
+	guest := func(ctx context.Context, command string, stdout, stderr io.Writer) error {
+		mu.Lock()
+		got = append(got, command)
+		mu.Unlock()
+		switch {
+		case strings.Contains(command, " boot "):
+			io.WriteString(stderr, "web: booting  (0 KB of 8 MB fetched)\n")
+			io.WriteString(stdout, `{"name":"web","link":"hyper://`+key+`/web.img","phase":"running","stats":{"fetched":1048576,"size":8388608},"boot_seconds":1.5}`)
+		case strings.HasSuffix(command, "ls --json"):
+			io.WriteString(stdout, `[{"name":"web","phase":"running","stats":{"size":8388608}}]`)
+		}
+		return nil
+	}
+	sock, _ := serveWith(t, daemon.Options{Log: quiet(), GuestCommand: guest})
+	c := &client.Client{Socket: sock}
+	ctx := context.Background()
+	if _, err := c.BootContainer(ctx, []string{"hyper://" + key + "/web.img"}, nil); !client.IsCode(err, "not_running") {
+		t.Fatalf("boot with the VM stopped: %v", err)
+	}
+	if _, err := c.Boot(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	var progress []string
+	ctr, err := c.BootContainer(ctx, []string{"hyper://" + key + "/web.img", "--peer", "_gateway:4000"}, func(s string) { progress = append(progress, s) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ctr.Name != "web" || ctr.State != "running" || ctr.Fetched != 1<<20 || len(progress) != 1 {
+		t.Fatalf("%+v %q", ctr, progress)
+	}
+	if _, err := c.BootContainer(ctx, []string{"hyper://" + key + "/web.img", "--name", "$(reboot)"}, nil); !client.IsCode(err, "bad_request") {
+		t.Fatalf("a bad name: %v", err)
+	}
+	cs, err := c.Containers(ctx)
+	if err != nil || len(cs) != 1 || cs[0].Size != 8388608 {
+		t.Fatalf("%+v %v", cs, err)
+	}
+	if _, err := c.RemoveContainer(ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	want := "[hyperos-guest container boot hyper://" + key + "/web.img --name web --peer _gateway:4000 --boot --json hyperos-guest container ls --json hyperos-guest container rm web]"
+	if fmt.Sprint(got) != want {
+		t.Fatalf("guest commands\n%q\nwant\n%s", got, want)
 	}
 }
