@@ -11,7 +11,7 @@ GO_TEST_FLAGS ?=
 # End-to-end packages; each boots the real image.
 E2E_PKGS ?= ./image/... ./cmd/hyperos/... ./vm/... ./hyper/share/... ./tray/... ./guest/... ./app/...
 
-.PHONY: all build bin console deps node-deps image image-arm64 run test unit e2e cross repro bench bench-image bench-cli bench-tray bench-hyper screenshot clean
+.PHONY: all build bin console deps node-deps image image-arm64 run test unit e2e cross repro bench bench-image bench-cli bench-tray bench-hyper bench-live screenshot clean
 
 all: build
 
@@ -79,7 +79,7 @@ repro:
 	$(SUDO) env "PATH=$(PATH)" ./scripts/check-repro.sh $(ARCH)
 
 ## bench: every benchmark
-bench: bench-image bench-cli bench-hyper bench-tray
+bench: bench-image bench-cli bench-hyper bench-tray bench-live
 
 ## bench-hyper: 256 MB replicated Node/Go in every direction (MB/s, × Node → Node), and a cold random 4 KiB read of a 1 GB file over 20 ms RTT
 bench-hyper:
@@ -93,6 +93,10 @@ bench-cli: image
 ## bench-image: size, boot-to-ready-line, boot-to-SSH and systemd-analyze
 bench-image: image
 	go test -tags e2e -run '^$$' -bench BenchmarkBoot -benchtime 3x -timeout 30m ./image/
+
+## bench-live: time to a shell in a 1 GB Debian container over a 100 Mbit/s, 20 ms RTT link, live-booted vs downloaded then booted (× and bytes fetched)
+bench-live: image
+	go test -tags e2e -run '^$$' -bench BenchmarkLiveBoot1G -benchtime 1x -timeout 60m ./guest/container/
 
 ## bench-tray: the tray's idle RSS, CPU time and wake-ups over a minute
 bench-tray:
