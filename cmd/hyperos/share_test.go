@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hyperos/hyperos/app/config"
+	"github.com/hyperos/hyperos/app/shares"
+	"github.com/hyperos/hyperos/guest/container"
 	"github.com/hyperos/hyperos/hyper/link"
 )
 
@@ -75,9 +79,21 @@ func TestShareThenGet(t *testing.T) {
 	if c := run(ctx, []string{"get", l1 + "a.txt", one, "--peer", addr}, nil, io.Discard, &stderr); c != 0 {
 		t.Fatalf("get file exited %d: %s", c, stderr.String())
 	}
+	// The running share is found by `container boot` for a link of its drive.
+	sharesDir := filepath.Join(tmp, "seeder", "state", "shares")
+	_, port, _ := net.SplitHostPort(addr)
+	var warn bytes.Buffer
+	peers, err := withLocalShares(env{paths: config.Paths{State: filepath.Join(tmp, "seeder", "state")}, stderr: &warn},
+		container.Spec{Link: l1 + "a.img", Peers: []string{"192.0.2.1:9"}})
+	if err != nil || len(peers) != 2 || peers[1] != "_gateway:"+port {
+		t.Fatalf("peers for the shared drive: %q %v (%s)", peers, err, warn.String())
+	}
 	cancel()
 	if c := <-code; c != 0 {
 		t.Fatalf("share exited %d", c)
+	}
+	if live, err := shares.Live(sharesDir); err != nil || len(live) != 0 {
+		t.Fatalf("a stopped share is still offered: %+v %v", live, err)
 	}
 
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 30*time.Second)
