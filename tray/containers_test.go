@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"strings"
 	"testing"
 
 	"github.com/hyperos/hyperos/app/api"
@@ -58,6 +59,16 @@ func TestContainerBootedNotice(t *testing.T) {
 	}
 	if b := ContainerBooted(api.ContainerEvent{Name: "sh", BootSeconds: 12}); b != "Container sh live-booted in 12.0 s" {
 		t.Fatalf("without sizes: %q", b)
+	}
+	failed := api.Event{Seq: 8, Type: api.EventContainer, Phase: api.Online,
+		Container: &api.ContainerEvent{Name: "web", Type: "failed", Reason: "systemd-nspawn: exit status 1"}}
+	if n := Notices(online, online.Apply(failed), failed); len(n) != 1 || n[0].Body != "Container web failed: systemd-nspawn: exit status 1" {
+		t.Fatalf("failed: %+v", n)
+	}
+	newer := api.Event{Seq: 9, Type: api.EventContainer, Phase: api.Online,
+		Container: &api.ContainerEvent{Name: "web", Type: "new-version", Version: 3, NewVersion: 5}}
+	if n := Notices(online, online.Apply(newer), newer); len(n) != 1 || !strings.Contains(n[0].Body, "version 5; it runs 3") {
+		t.Fatalf("new version: %+v", n)
 	}
 	// Other container events, the rebuilt list after a connection, and
 	// snapshots say nothing.

@@ -203,14 +203,21 @@ func Notices(prev, next State, e api.Event) []Notice {
 		return nil
 	}
 	var out []Notice
-	if c := e.Container; e.Type == api.EventContainer && c != nil && c.Type == "booted" {
+	if c := e.Container; e.Type == api.EventContainer && c != nil {
 		// Keyed by the service's sequence number: a replayed or re-delivered
 		// event is the same event.
-		out = append(out, Notice{
-			Key:   fmt.Sprintf("container-booted:%s:%d", c.Name, e.Seq),
-			Title: "HyperOS",
-			Body:  ContainerBooted(*c),
-		})
+		body := ""
+		switch c.Type {
+		case "booted":
+			body = ContainerBooted(*c)
+		case "failed":
+			body = fmt.Sprintf("Container %s failed: %s", c.Name, orUnknown(c.Reason))
+		case "new-version":
+			body = fmt.Sprintf("A new version of container %s's image is published (version %d; it runs %d). Restart it to use it.", c.Name, c.NewVersion, c.Version)
+		}
+		if body != "" {
+			out = append(out, Notice{Key: fmt.Sprintf("container-%s:%s:%d", c.Type, c.Name, e.Seq), Title: "HyperOS", Body: body})
+		}
 	}
 	switch {
 	case next.Phase == api.Online && next.IP != "" && (prev.Phase != api.Online || prev.IP != next.IP):

@@ -125,6 +125,10 @@ type ContainerEvent struct {
 	Size        int64     `json:"size,omitempty"`
 	BootSeconds float64   `json:"boot_seconds,omitempty"`
 	Time        time.Time `json:"time,omitzero"` // the guest's clock
+	// Version and NewVersion are the drive version running and the newer one
+	// published (new-version events).
+	Version    uint64 `json:"version,omitempty"`
+	NewVersion uint64 `json:"new_version,omitempty"`
 }
 
 // IP is the address to show a user.

@@ -78,30 +78,17 @@ type sshStream struct {
 
 func (s *sshStream) Close() error { return s.close() }
 
-// guestEvent mirrors the guest's container.Event (guest/container/events.go)
-// rather than importing it, so that the service does not link guest code.
-type guestEvent struct {
-	Time      time.Time `json:"time"`
-	Type      string    `json:"type"`
-	Container string    `json:"container"`
-	Reason    string    `json:"reason,omitempty"`
-	Stats     *struct {
-		Size    int64 `json:"size"`
-		Fetched int64 `json:"fetched"`
-	} `json:"stats,omitempty"`
-	BootSeconds float64 `json:"boot_seconds,omitempty"`
-}
-
 // DecodeContainerEvent decodes one line of the guest's event log.
 func DecodeContainerEvent(line []byte) (api.ContainerEvent, error) {
-	var g guestEvent
+	var g container.Event
 	if err := json.Unmarshal(line, &g); err != nil {
 		return api.ContainerEvent{}, fmt.Errorf("decode a container event: %w", err)
 	}
 	if g.Container == "" || g.Type == "" {
 		return api.ContainerEvent{}, fmt.Errorf("decode a container event: no container or type in %q", strings.TrimSpace(string(line)))
 	}
-	e := api.ContainerEvent{Name: g.Container, Type: g.Type, Reason: g.Reason, BootSeconds: g.BootSeconds, Time: g.Time}
+	e := api.ContainerEvent{Name: g.Container, Type: g.Type, Reason: g.Reason, BootSeconds: g.BootSeconds, Time: g.Time,
+		Version: g.Version, NewVersion: g.NewVersion}
 	if g.Stats != nil {
 		e.Fetched, e.Size = g.Stats.Fetched, g.Stats.Size
 	}
@@ -128,6 +115,9 @@ func ApplyContainerEvent(list []api.Container, e api.ContainerEvent) []api.Conta
 	}
 	if e.BootSeconds > 0 {
 		c.BootSeconds = e.BootSeconds
+	}
+	if e.NewVersion > 0 {
+		c.Version, c.NewVersion = e.Version, e.NewVersion
 	}
 	return list
 }

@@ -22,6 +22,10 @@ type Event struct {
 	Reason      string           `json:"reason,omitempty"`
 	Stats       *lazyimage.Stats `json:"stats,omitempty"`
 	BootSeconds float64          `json:"boot_seconds,omitempty"`
+	// Version is the drive version the container runs, and NewVersion the
+	// newer one a new-version event announces.
+	Version    uint64 `json:"version,omitempty"`
+	NewVersion uint64 `json:"new_version,omitempty"`
 }
 
 // Events appends events to a JSON-lines file in the runtime directory.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hyperos/hyperos/guest/lazyimage"
 	"github.com/hyperos/hyperos/hyper/blobs"
+	"github.com/hyperos/hyperos/hyper/core"
 	"github.com/hyperos/hyperos/hyper/corestore"
 	"github.com/hyperos/hyperos/hyper/link"
 	"github.com/hyperos/hyperos/hyper/peer"
@@ -139,8 +140,9 @@ func Serve(ctx context.Context, d Dirs, name string, ev *Events, log *slog.Logge
 	}
 	// Open the drive and wait for the image to be published, as the original did.
 	var reader *blobs.Reader
+	var db *corestore.Core
 	for {
-		reader, err = openImage(ctx, pctx, store, l, ps, &st)
+		reader, db, err = openImage(ctx, pctx, store, l, ps, &st)
 		if err == nil {
 			break
 		}
@@ -218,6 +220,18 @@ func Serve(ctx context.Context, d Dirs, name string, ev *Events, log *slog.Logge
 
 	up := make(chan error, 1)
 	go func() { up <- waitUp(pctx, name, spec.Boot) }()
+	// A newer version published while the container runs is reported; the
+	// container keeps the version it booted (its disk never changes under it).
+	newer := make(chan struct{}, 1)
+	db.OnEvent(func(e core.Event) {
+		if e.Appended {
+			select {
+			case newer <- struct{}{}:
+			default:
+			}
+		}
+	})
+	newer <- struct{}{} // a version that came while booting
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
 	for {
@@ -232,6 +246,13 @@ func Serve(ctx context.Context, d Dirs, name string, ev *Events, log *slog.Logge
 		case <-tick.C:
 			st.Stats, st.Peers = im.Stats(), ps.count()
 			d.saveState(st)
+		case <-newer:
+			if v := db.Length(); v > st.Version && v > st.NewVersion {
+				st.NewVersion = v
+				d.saveState(st)
+				log.Info("a new version of the image's drive", "running", st.Version, "new", v)
+				ev.Emit(Event{Type: "new-version", Container: name, Version: st.Version, NewVersion: v})
+			}
 		case <-ctx.Done():
 			// Ask nspawn to stop the container (for --boot, a clean poweroff).
 			cmd.Process.Signal(syscall.SIGTERM)
@@ -264,12 +285,12 @@ var errNoImage = errors.New("image not published")
 // openImage opens the drive at the version the container first booted (so that a
 // new version never changes a running container's disk under it) and the image
 // file in it, noting newer versions in st.
-func openImage(ctx, dataCtx context.Context, store *corestore.Store, l link.Link, ps *peers, st *State) (*blobs.Reader, error) {
+func openImage(ctx, dataCtx context.Context, store *corestore.Store, l link.Link, ps *peers, st *State) (*blobs.Reader, *corestore.Core, error) {
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	d, err := share.OpenRemote(octx, store, l.Key, ps.list())
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", l.Key, err)
+		return nil, nil, fmt.Errorf("open %s: %w", l.Key, err)
 	}
 	latest := d.Version()
 	drv := d.Drive
@@ -283,12 +304,13 @@ func openImage(ctx, dataCtx context.Context, store *corestore.Store, l link.Link
 	}
 	e, err := drv.Entry(ctx, l.Path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if e == nil {
-		return nil, errNoImage
+		return nil, nil, errNoImage
 	}
-	return drv.Open(dataCtx, l.Path)
+	r, err := drv.Open(dataCtx, l.Path)
+	return r, d.DB, err
 }
 
 // waitUp returns when the container is up: registered with machined, and for a
