@@ -383,21 +383,21 @@ func (c *Conn) readMessageLocked() ([]byte, error) {
 		if c.readErr != nil {
 			return nil, c.readErr
 		}
-		frame, err := readFrame(c.br, c.maxMsg+ssABytes)
+		buf, err := readFrameAt(c.br, c.maxMsg+ssABytes, sealHeadroom)
 		if err != nil {
 			c.readErr = err
 			return nil, err
 		}
-		if len(frame) < ssABytes {
-			c.readErr = fmt.Errorf("secretstream: %d-byte frame is shorter than the %d-byte overhead", len(frame), ssABytes)
+		if n := len(buf) - sealHeadroom; n < ssABytes {
+			c.readErr = fmt.Errorf("secretstream: %d-byte frame is shorter than the %d-byte overhead", n, ssABytes)
 			return nil, c.readErr
 		}
-		// Decrypt in place: the plaintext lands at frame[1:].
-		if _, err := c.pull.pull(frame[1:], frame); err != nil {
+		// Decrypt in place: the plaintext lands after the tag byte.
+		if _, err := c.pull.open(buf); err != nil {
 			c.readErr = err
 			return nil, err
 		}
-		msg := frame[1 : len(frame)-ssABytes+1]
+		msg := buf[sealHeadroom+1 : len(buf)-16 : len(buf)-16]
 		if len(msg) == 0 && c.cfg.KeepAlive > 0 {
 			continue
 		}
@@ -420,9 +420,17 @@ func (c *Conn) WriteMessage(msg []byte) error {
 	if c.writeErr != nil {
 		return c.writeErr
 	}
-	c.wbuf = appendFrameHeader(c.wbuf[:0], len(msg)+ssABytes)
-	c.wbuf = c.push.push(c.wbuf, msg, tagMessage)
-	_, err := c.raw.Write(c.wbuf)
+	// Seal in place behind sealHeadroom scratch bytes, the last three of
+	// which then take the frame header.
+	need := sealHeadroom + 1 + len(msg) + 16
+	if cap(c.wbuf) < need {
+		c.wbuf = make([]byte, need)
+	}
+	buf := c.wbuf[:need]
+	copy(buf[sealHeadroom+1:], msg)
+	c.push.seal(buf, tagMessage)
+	appendFrameHeader(buf[sealHeadroom-3:sealHeadroom-3], len(msg)+ssABytes)
+	_, err := c.raw.Write(buf[sealHeadroom-3:])
 	if cap(c.wbuf) > 4*writeChunk {
 		c.wbuf = nil // do not pin a huge buffer after one big message
 	}

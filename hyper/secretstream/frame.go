@@ -19,8 +19,10 @@ const maxHandshakeFrame = 65535
 
 // frameChunk is how much of a large frame is read (and allocated) at a
 // time, so that a peer announcing a 16 MiB frame and then stalling costs
-// us only what it actually sent.
-const frameChunk = 64 << 10
+// us only what it actually sent. It is above Hypercore's usual data
+// message (a 64 KiB block plus its proof), so those frames are read into
+// one allocation of their exact size.
+const frameChunk = 128 << 10
 
 // ErrFrameTooLarge is returned when a peer announces a frame above the
 // configured limit.
@@ -34,6 +36,12 @@ func appendFrameHeader(b []byte, n int) []byte {
 // readFrame reads one uint24-length-prefixed frame of at most max bytes.
 // It allocates in steps as data arrives rather than trusting the length.
 func readFrame(r io.Reader, limit int) ([]byte, error) {
+	return readFrameAt(r, limit, 0)
+}
+
+// readFrameAt is readFrame into a buffer that has headroom unused bytes
+// before the frame: the frame is buf[headroom:].
+func readFrameAt(r io.Reader, limit, headroom int) ([]byte, error) {
 	var hdr [3]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
@@ -45,9 +53,10 @@ func readFrame(r io.Reader, limit int) ([]byte, error) {
 	if n > limit {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, limit)
 	}
-	buf := make([]byte, 0, min(n, frameChunk))
-	for len(buf) < n {
-		next := min(n, max(len(buf)*2, len(buf)+frameChunk))
+	buf := make([]byte, headroom, headroom+min(n, frameChunk))
+	for len(buf)-headroom < n {
+		got := len(buf) - headroom
+		next := headroom + min(n, max(got*2, got+frameChunk))
 		if next > cap(buf) {
 			nb := make([]byte, len(buf), next)
 			copy(nb, buf)
@@ -59,7 +68,7 @@ func readFrame(r io.Reader, limit int) ([]byte, error) {
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
 			}
-			return nil, fmt.Errorf("read frame of %d bytes (got %d): %w", n, len(buf), err)
+			return nil, fmt.Errorf("read frame of %d bytes (got %d): %w", n, len(buf)-headroom, err)
 		}
 	}
 	return buf, nil

@@ -1,11 +1,13 @@
 package secretstream
 
 import (
+	"crypto/cipher"
 	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 
 	"golang.org/x/crypto/chacha20"
+	"golang.org/x/crypto/chacha20poly1305"
 	"golang.org/x/crypto/poly1305"
 )
 
@@ -35,6 +37,9 @@ var errStreamAuth = errors.New("secretstream: message authentication failed")
 type ssState struct {
 	k     [32]byte
 	nonce [12]byte // 4-byte LE counter ‖ 8-byte inonce
+	// aead is ChaCha20-Poly1305 keyed with aeadKey, made when k changes.
+	aead    cipher.AEAD
+	aeadKey [32]byte
 }
 
 // init derives the state from a key and header as
@@ -89,30 +94,122 @@ func (s *ssState) advance(mac []byte, tag byte) {
 
 var zeroPad [16]byte
 
-// push encrypts msg with tag, appending len(msg)+ssABytes bytes to dst.
-func (s *ssState) push(dst, msg []byte, tag byte) []byte {
-	c := s.cipher(0)
-	var block [64]byte
-	var polyKey [32]byte
-	var block0 [64]byte
-	c.XORKeyStream(block0[:], block0[:]) // the whole of block 0, so the next is block 1
-	copy(polyKey[:], block0[:32])
-	block[0] = tag
-	c.XORKeyStream(block[:], block[:]) // block 1
-	n := len(dst)
-	dst = append(dst, block[0])
-	dst = append(dst, msg...)
-	ct := dst[n+1:]
-	c.XORKeyStream(ct, ct) // from block 2
-	m := poly1305.New(&polyKey)
-	m.Write(block[:])
+// Sealing and opening use IETF ChaCha20-Poly1305 (which has vectorised
+// assembly) only for its ChaCha20: with the same key and 12-byte nonce it
+// encrypts from block counter 1, exactly as secretstream does, so the
+// AEAD's ciphertext of (64-byte tag block ‖ message) is secretstream's.
+// Its own tag is discarded: secretstream's MAC pads the ciphertext
+// differently (see above), so it is computed separately with Poly1305
+// keyed by block 0.
+//
+// Both work in place on a buffer laid out as
+//
+//	buf[0:63]                 scratch (overwritten)
+//	buf[63]                   the encrypted tag byte
+//	buf[64:64+mlen]           message / ciphertext
+//	buf[64+mlen:80+mlen]      MAC
+//
+// so that buf[63:] is the wire message (after the uint24 length).
+
+// sealHeadroom is how many scratch bytes precede a message in place.
+const sealHeadroom = 63
+
+// aeadFor returns the ChaCha20-Poly1305 instance for the current key.
+func (s *ssState) aeadFor() cipher.AEAD {
+	if s.aead == nil || s.aeadKey != s.k {
+		a, err := chacha20poly1305.New(s.k[:])
+		if err != nil {
+			panic(err) // the key size is fixed
+		}
+		s.aead, s.aeadKey = a, s.k
+	}
+	return s.aead
+}
+
+// keystream returns ChaCha20 blocks 0 and 1 for the current key and nonce:
+// the Poly1305 key and the keystream the tag block is encrypted with.
+func (s *ssState) keystream() (ks [128]byte) {
+	s.cipher(0).XORKeyStream(ks[:], ks[:])
+	return ks
+}
+
+// mac is secretstream's Poly1305 over the encrypted tag block and ct.
+func mac(polyKey *[32]byte, block, ct []byte) (out [16]byte) {
+	m := poly1305.New(polyKey)
+	m.Write(block)
 	m.Write(ct)
 	m.Write(zeroPad[:len(ct)%16]) // libsodium: (0x10 - 64 + mlen) & 0xf
 	var lens [16]byte
 	binary.LittleEndian.PutUint64(lens[8:], uint64(64+len(ct)))
 	m.Write(lens[:])
-	dst = m.Sum(dst)
-	s.advance(dst[len(dst)-16:], tag)
+	m.Sum(out[:0])
+	return out
+}
+
+// seal encrypts the message in buf[64:len(buf)-16] with tag, in place
+// (layout above), leaving the wire message in buf[63:].
+func (s *ssState) seal(buf []byte, tag byte) {
+	mlen := len(buf) - 64 - 16
+	ks := s.keystream()
+	var polyKey [32]byte
+	copy(polyKey[:], ks[:32])
+	block := buf[:64]
+	clear(block)
+	block[0] = tag
+	// Encrypts the tag block and the message from counter 1; the AEAD's
+	// tag lands in buf[64+mlen:] and is replaced by ours below.
+	s.aeadFor().Seal(buf[:0], s.nonce[:], buf[:64+mlen], nil)
+	m := mac(&polyKey, block, buf[64:64+mlen])
+	buf[63] = block[0]
+	copy(buf[64+mlen:], m[:])
+	s.advance(m[:], tag)
+}
+
+// open authenticates and decrypts the wire message in buf[63:] in place
+// (layout above): the plaintext lands in buf[64:len(buf)-16]. The state
+// only advances when the message is authentic.
+func (s *ssState) open(buf []byte) (tag byte, err error) {
+	if len(buf) < sealHeadroom+ssABytes {
+		return 0, errStreamAuth
+	}
+	mlen := len(buf) - 64 - 16
+	ks := s.keystream()
+	var polyKey [32]byte
+	copy(polyKey[:], ks[:32])
+	// The encrypted tag block: its first byte was sent, the rest is the
+	// keystream of block 1 (the plaintext block is zero after the tag).
+	block := ks[64:128]
+	tag = buf[63] ^ block[0]
+	block[0] = buf[63]
+	m := mac(&polyKey, block, buf[64:64+mlen])
+	if subtle.ConstantTimeCompare(m[:], buf[64+mlen:]) != 1 {
+		return 0, errStreamAuth
+	}
+	// XOR with the keystream from counter 1; buf[:64] and the MAC are
+	// overwritten with junk.
+	s.aeadFor().Seal(buf[:0], s.nonce[:], buf[:64+mlen], nil)
+	s.advance(m[:], tag)
+	return tag, nil
+}
+
+// push encrypts msg with tag, appending len(msg)+ssABytes bytes to dst.
+func (s *ssState) push(dst, msg []byte, tag byte) []byte {
+	n := len(dst)
+	dst = append(dst, 0)
+	dst = append(dst, msg...)
+	dst = append(dst, zeroPad[:]...)
+	if n < sealHeadroom {
+		buf := make([]byte, sealHeadroom+len(dst)-n)
+		copy(buf[sealHeadroom:], dst[n:])
+		s.seal(buf, tag)
+		copy(dst[n:], buf[sealHeadroom:])
+		return dst
+	}
+	// Borrow the 63 bytes before the message as scratch.
+	var save [sealHeadroom]byte
+	copy(save[:], dst[n-sealHeadroom:n])
+	s.seal(dst[n-sealHeadroom:], tag)
+	copy(dst[n-sealHeadroom:n], save[:])
 	return dst
 }
 
@@ -123,31 +220,11 @@ func (s *ssState) pull(dst, in []byte) (tag byte, err error) {
 	if len(in) < ssABytes {
 		return 0, errStreamAuth
 	}
-	mlen := len(in) - ssABytes
-	ct := in[1 : 1+mlen]
-	c := s.cipher(0)
-	var block [64]byte
-	var polyKey [32]byte
-	var block0 [64]byte
-	c.XORKeyStream(block0[:], block0[:]) // the whole of block 0, so the next is block 1
-	copy(polyKey[:], block0[:32])
-	block[0] = in[0]
-	c.XORKeyStream(block[:], block[:])
-	tag = block[0]
-	block[0] = in[0]
-	m := poly1305.New(&polyKey)
-	m.Write(block[:])
-	m.Write(ct)
-	m.Write(zeroPad[:mlen%16]) // libsodium: (0x10 - 64 + mlen) & 0xf
-	var lens [16]byte
-	binary.LittleEndian.PutUint64(lens[8:], uint64(64+mlen))
-	m.Write(lens[:])
-	var mac [16]byte
-	m.Sum(mac[:0])
-	if subtle.ConstantTimeCompare(mac[:], in[1+mlen:]) != 1 {
-		return 0, errStreamAuth
+	buf := make([]byte, sealHeadroom+len(in))
+	copy(buf[sealHeadroom:], in)
+	if tag, err = s.open(buf); err != nil {
+		return 0, err
 	}
-	c.XORKeyStream(dst[:mlen], ct)
-	s.advance(mac[:], tag)
+	copy(dst[:len(in)-ssABytes], buf[64:len(buf)-16])
 	return tag, nil
 }
