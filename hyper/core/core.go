@@ -87,6 +87,8 @@ type Core struct {
 	listeners   []func(Event)
 	// contiguous is the number of blocks stored from 0 without a gap.
 	contiguous uint64
+	// selfChecked: st implements store.SelfChecking.
+	selfChecked bool
 }
 
 // Event tells replication what changed locally.
@@ -189,6 +191,9 @@ func Open(st store.Storage) (*Core, error) {
 		return nil, fmt.Errorf("open core: store is empty")
 	}
 	c := &Core{st: st, key: h.Key, dkey: merkle.DiscoveryKey(h.Key), changed: make(chan struct{})}
+	if sc, ok := st.(store.SelfChecking); ok && sc.BlocksSelfChecked() {
+		c.selfChecked = true
+	}
 	if err := c.setManifest(h.Manifest); err != nil {
 		return nil, fmt.Errorf("open core %x: %w", h.Key[:8], err)
 	}
@@ -548,8 +553,11 @@ func (c *Core) drop(index uint64) error {
 	return nil
 }
 
-// local returns a stored block after re-checking it against its verified
-// leaf node, so that disk damage is reported rather than returned.
+// local returns a stored block after checking it against its verified
+// leaf node, so that disk damage is reported rather than returned. The
+// leaf hash is recomputed only for a store that does not check its blocks
+// itself (store.SelfChecking); otherwise every read, including every
+// block served to peers, would hash the block again.
 func (c *Core) local(index uint64) ([]byte, bool, error) {
 	if !c.st.HasBlock(index) {
 		return nil, false, nil
@@ -565,7 +573,7 @@ func (c *Core) local(index uint64) ([]byte, bool, error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("read leaf of block %d: %w", index, err)
 	}
-	if !ok || leaf.Size != uint64(len(v)) || leaf.Hash != merkle.LeafHash(v) {
+	if !ok || leaf.Size != uint64(len(v)) || (!c.selfChecked && leaf.Hash != merkle.LeafHash(v)) {
 		return nil, false, fmt.Errorf("block %d: %w", index, ErrCorrupt)
 	}
 	return v, true, nil
@@ -619,7 +627,15 @@ var ErrManifestMismatch = errors.New("core: manifest does not match key")
 // Apply verifies a data message from a remote and stores what it proves:
 // the block, the proof nodes and, for an upgrade, the new signed head. It
 // stores nothing if any part fails verification.
+//
+// The block's leaf hash is computed before the core is locked, so that
+// several goroutines applying blocks verify them in parallel.
 func (c *Core) Apply(d *wire.Data) (err error) {
+	var leaf *[32]byte
+	if d.Block != nil {
+		h := merkle.LeafHash(d.Block.Value)
+		leaf = &h
+	}
 	c.mu.Lock()
 	locked := true
 	defer func() {
@@ -651,7 +667,7 @@ func (c *Core) Apply(d *wire.Data) (err error) {
 	if d.Fork != c.tree.Fork && c.tree.Length > 0 {
 		return c.reorgLocked(d, verifier, manifest, &locked)
 	}
-	b, err := merkle.Verify(c.tree, c.st, d, verifier)
+	b, err := merkle.VerifyHashed(c.tree, c.st, d, verifier, leaf)
 	if err != nil {
 		return fmt.Errorf("apply data for request %d: %w", d.Request, err)
 	}

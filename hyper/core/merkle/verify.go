@@ -65,7 +65,7 @@ func walkUp(it *flat.Iterator, root Node, q *nodeQueue, nodes *[]Node) (Node, er
 // the subtree root they imply. It returns nil when the proof has neither.
 // The nodes it used are appended to nodes; they become trusted only once
 // the returned root is matched against a signed tree.
-func verifyTree(p *wire.Data, nodes *[]Node) (*Node, error) {
+func verifyTree(p *wire.Data, leaf *[32]byte, nodes *[]Node) (*Node, error) {
 	var (
 		index   uint64
 		value   []byte
@@ -106,9 +106,12 @@ func verifyTree(p *wire.Data, nodes *[]Node) (*Node, error) {
 	it := flat.NewIterator(index)
 	q := &nodeQueue{nodes: uNodes, extra: root}
 	var start Node
-	if isBlock {
+	switch {
+	case isBlock && leaf != nil:
+		start = Node{Index: index, Size: uint64(len(value)), Hash: *leaf}
+	case isBlock:
 		start = LeafNode(index, value)
-	} else {
+	default:
 		var err error
 		if start, err = q.shift(index); err != nil {
 			return nil, fmt.Errorf("hash proof: %w", err)
@@ -215,11 +218,19 @@ func verifyUpgrade(p *wire.Data, blockRoot *Node, b *Batch) (bool, error) {
 // A proof for another fork is refused unless t is empty, in which case the
 // signed fork is adopted (a fresh reader has nothing to conflict with).
 func Verify(t *Tree, g NodeGetter, p *wire.Data, v *Verifier) (*Batch, error) {
+	return VerifyHashed(t, g, p, v, nil)
+}
+
+// VerifyHashed is Verify with the block's leaf hash computed beforehand:
+// leaf, if not nil, must be LeafHash(p.Block.Value). Hashing the block is
+// most of the cost of verifying it, and a caller that serialises Verify
+// under a lock can do it before taking the lock.
+func VerifyHashed(t *Tree, g NodeGetter, p *wire.Data, v *Verifier, leaf *[32]byte) (*Batch, error) {
 	if p.Fork != t.Fork && t.Length > 0 {
 		return nil, fmt.Errorf("proof for fork %d, tree is at fork %d: %w", p.Fork, t.Fork, ErrInvalidProof)
 	}
 	b := NewBatch(t)
-	unverified, err := verifyTree(p, &b.Nodes)
+	unverified, err := verifyTree(p, leaf, &b.Nodes)
 	if err != nil {
 		return nil, err
 	}

@@ -360,6 +360,10 @@ func (d *Dir) HasBlock(index uint64) bool {
 	return ok
 }
 
+// BlocksSelfChecked implements SelfChecking: GetBlock checks each block's
+// CRC-32C, which the log frame that recorded it protects in turn.
+func (d *Dir) BlocksSelfChecked() bool { return true }
+
 // GetBlock implements Storage. Damaged bytes are reported, not returned.
 func (d *Dir) GetBlock(index uint64) ([]byte, bool, error) {
 	d.mu.RLock()

@@ -166,6 +166,17 @@ type Storage interface {
 	Close() error
 }
 
+// SelfChecking is implemented by a Storage whose GetBlock only ever
+// returns the exact bytes that were committed, or an error: Memory keeps
+// its own copies in RAM, and Dir checks a CRC-32C of every block it reads
+// back. A core trusts such a store's blocks without hashing them again;
+// blocks from any other Storage are re-checked against their leaf hash.
+type SelfChecking interface {
+	Storage
+	// BlocksSelfChecked is a marker; it always returns true.
+	BlocksSelfChecked() bool
+}
+
 // Memory is a Storage that lives in RAM.
 type Memory struct {
 	mu     sync.RWMutex
@@ -211,6 +222,9 @@ func (m *Memory) GetBlock(index uint64) ([]byte, bool, error) {
 	b, ok := m.blocks[index]
 	return b, ok, nil
 }
+
+// BlocksSelfChecked implements SelfChecking: blocks never leave RAM.
+func (m *Memory) BlocksSelfChecked() bool { return true }
 
 // HasBlock implements Storage.
 func (m *Memory) HasBlock(index uint64) bool {
