@@ -4,7 +4,6 @@ package container_test
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -15,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hyperos/hyperos/app/imagecreate"
+	"github.com/hyperos/hyperos/app/imagecreate/imagetest"
 	"github.com/hyperos/hyperos/guest/container"
 	"github.com/hyperos/hyperos/internal/nodetest"
 	"github.com/hyperos/hyperos/vm"
@@ -25,32 +24,6 @@ import (
 func repoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "..", "..")
-}
-
-// containerImage makes (once, cached under build/cache) a small Debian image with
-// systemd, the kind `hyperos image create` gives a user.
-func containerImage(t *testing.T) string {
-	vmtest.Require(t, os.Geteuid() == 0, "making a container image needs root")
-	_, err := exec.LookPath("mmdebstrap")
-	vmtest.Require(t, err == nil, "mmdebstrap is not installed")
-	dir := filepath.Join(repoRoot(), "build", "cache", "container")
-	img := filepath.Join(dir, "debian.img")
-	if _, err := os.Stat(img); err == nil {
-		return img
-	}
-	os.MkdirAll(dir, 0o755)
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
-	tmp := filepath.Join(dir, "debian.img.new")
-	os.Remove(tmp)
-	if _, err := imagecreate.Create(ctx, imagecreate.Options{Out: tmp, Hostname: "debian", DebCache: filepath.Join(dir, "debs"),
-		Progress: func(s string) { t.Log(s) }}); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, img); err != nil {
-		t.Fatal(err)
-	}
-	return img
 }
 
 // seeder is `hyperos share IMG` running on the host.
@@ -133,7 +106,7 @@ func containerState(t *testing.T, v *vmtest.VM, name string) container.State {
 // TestLiveBoot shares a Debian image from the host with `hyperos share` and
 // live-boots it in the real VM over QEMU's user network (the host is 10.0.2.2).
 func TestLiveBoot(t *testing.T) {
-	img := containerImage(t)
+	img := imagetest.Debian(t)
 	sd := share(t, img)
 	link, port := sd.link, sd.port
 	if !strings.HasPrefix(link, "hyper://") || !strings.HasSuffix(link, "/debian.img") {
