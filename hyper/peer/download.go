@@ -30,10 +30,13 @@ import (
 // dlFirstID is the first request id Download uses on a channel.
 const dlFirstID = 1 << 40
 
-// dlResult answers one of Download's requests.
+// dlResult answers one of Download's requests: the data, not yet
+// verified, or why there is none. The reader goroutine only routes the
+// answer; the waiting goroutine verifies and stores it, so that blocks
+// arriving on one connection are hashed on several cores.
 type dlResult struct {
-	value []byte
-	err   error
+	data *wire.Data
+	err  error
 }
 
 var (
@@ -158,10 +161,13 @@ func fetchOne(ctx context.Context, cc *corestore.Core, conns []*Conn, bad *sync.
 			continue
 		}
 		t := time.NewTimer(timeout)
-		var value []byte
+		var (
+			value []byte
+			d     *wire.Data
+		)
 		select {
 		case r := <-done:
-			value, err = r.value, r.err
+			d, err = r.data, r.err
 		case <-t.C:
 			err = fmt.Errorf("request for block %d timed out", i)
 			c.cancelDownload(cc, done)
@@ -172,7 +178,9 @@ func fetchOne(ctx context.Context, cc *corestore.Core, conns []*Conn, bad *sync.
 		}
 		t.Stop()
 		if err == nil {
-			return value, nil
+			if value, err = c.applyDownload(cc, d); err == nil {
+				return value, nil
+			}
 		}
 		if !errors.Is(err, errNoData) {
 			// Stalled, failed or misbehaved: stop asking it.
@@ -270,15 +278,20 @@ func (chn *channel) onDownload(d *wire.Data) bool {
 		done <- dlResult{err: errNoData}
 		return true
 	}
-	if err := chn.core.Apply(d); err != nil {
-		done <- dlResult{err: err}
-		if remoteFault(err) {
-			c.fail(fmt.Errorf("%w: core %x: %w", ErrMisbehaved, chn.core.DiscoveryKey(), err))
-		}
-		return true
-	}
-	done <- dlResult{value: d.Block.Value}
+	done <- dlResult{data: d}
 	return true
+}
+
+// applyDownload verifies and stores the answer to a block request sent on
+// c, and returns the block. Data that does not verify drops c.
+func (c *Conn) applyDownload(cc *corestore.Core, d *wire.Data) ([]byte, error) {
+	if err := cc.Apply(d); err != nil {
+		if remoteFault(err) {
+			c.fail(fmt.Errorf("%w: core %x: %w", ErrMisbehaved, cc.DiscoveryKey(), err))
+		}
+		return nil, err
+	}
+	return d.Block.Value, nil
 }
 
 // remoteFault reports whether Apply refused data because it does not
