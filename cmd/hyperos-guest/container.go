@@ -39,7 +39,7 @@ func containerCmd(ctx context.Context, args []string) error {
 			return err
 		}
 		st, err := container.Wait(ctx, d, spec.Name, func(st container.State) {
-			fmt.Fprintf(os.Stderr, "%s: %s %s (%s of %s fetched)\n", st.Name, st.Phase, st.Reason, mb(st.Stats.Fetched), mb(st.Stats.Size))
+			fmt.Fprintf(os.Stderr, "%s: %s %s (%s of %s fetched)\n", st.Name, st.Phase, st.Reason, container.Size(st.Stats.Fetched), container.Size(st.Stats.Size))
 		})
 		if err != nil {
 			return err
@@ -50,7 +50,7 @@ func containerCmd(ctx context.Context, args []string) error {
 		if st.Phase != container.Running {
 			return fmt.Errorf("container %s %s: %s", st.Name, st.Phase, st.Reason)
 		}
-		fmt.Printf("%s live-booted in %.1f s (%s of %s fetched)\n", st.Name, st.BootSeconds, mb(st.Stats.Fetched), mb(st.Stats.Size))
+		fmt.Printf("%s live-booted in %.1f s (%s of %s fetched)\n", st.Name, st.BootSeconds, container.Size(st.Stats.Fetched), container.Size(st.Stats.Size))
 		return nil
 	case "serve":
 		if len(args) != 2 {
@@ -72,7 +72,7 @@ func containerCmd(ctx context.Context, args []string) error {
 		fmt.Fprintln(tw, "NAME\tSTATE\tVERSION\tFETCHED\tCACHED\tSIZE\tPEERS\tBOOT\tLINK")
 		for _, st := range list {
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%d\t%.1fs\t%s\n", st.Name, st.Phase, st.Version,
-				mb(st.Stats.Fetched), mb(st.Stats.Cached), mb(st.Stats.Size), st.Peers, st.BootSeconds, st.Link)
+				container.Size(st.Stats.Fetched), container.Size(st.Stats.Cached), container.Size(st.Stats.Size), st.Peers, st.BootSeconds, st.Link)
 		}
 		return tw.Flush()
 	case "stop", "rm":
@@ -86,17 +86,6 @@ func containerCmd(ctx context.Context, args []string) error {
 	}
 	fmt.Fprint(os.Stderr, containerUsage)
 	return fmt.Errorf("unknown container command %q", args[0])
-}
-
-func mb(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.0f MB", float64(n)/(1<<20))
-	default:
-		return fmt.Sprintf("%d KB", n>>10)
-	}
 }
 
 func followEvents(ctx context.Context) error {

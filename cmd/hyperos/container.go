@@ -133,7 +133,7 @@ func containerViaService(ctx context.Context, c *client.Client, verb string, arg
 		if asJSON {
 			return printJSON(e.stdout, ctr)
 		}
-		fmt.Fprintf(e.stdout, "%s live-booted in %.1f s (%s of %s fetched)\n", ctr.Name, ctr.BootSeconds, mb(ctr.Fetched), mb(ctr.Size))
+		fmt.Fprintf(e.stdout, "%s live-booted in %.1f s (%s of %s fetched)\n", ctr.Name, ctr.BootSeconds, container.Size(ctr.Fetched), container.Size(ctr.Size))
 		return nil
 	case "ls":
 		cs, err := c.Containers(ctx)
@@ -160,20 +160,9 @@ func containerTable(w io.Writer, cs []api.Container) error {
 	fmt.Fprintln(tw, "NAME\tSTATE\tVERSION\tFETCHED\tCACHED\tSIZE\tPEERS\tBOOT\tLINK")
 	for _, c := range cs {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%d\t%.1fs\t%s\n", c.Name, c.State, c.Version,
-			mb(c.Fetched), mb(c.Cached), mb(c.Size), c.Peers, c.BootSeconds, c.Link)
+			container.Size(c.Fetched), container.Size(c.Cached), container.Size(c.Size), c.Peers, c.BootSeconds, c.Link)
 	}
 	return tw.Flush()
-}
-
-func mb(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.0f MB", float64(n)/(1<<20))
-	default:
-		return fmt.Sprintf("%d KB", n>>10)
-	}
 }
 
 // containerShell is the remote command of `hyperos ssh --container NAME`: a login

@@ -172,3 +172,16 @@ func ResolveGateway(addr string, routes []byte) (string, error) {
 	}
 	return "", fmt.Errorf("peer %s: the VM has no default gateway", addr)
 }
+
+// Size formats a byte count for `container ls` and boot messages, on the
+// guest and the host alike.
+func Size(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.0f MB", float64(n)/(1<<20))
+	default:
+		return fmt.Sprintf("%d KB", n>>10)
+	}
+}
