@@ -496,8 +496,13 @@ func (c *Channel) SendContext(ctx context.Context, typ uint64, payload []byte) e
 // is safe in callbacks; a producer outside callbacks should use
 // SendContext, or the queue can overflow MaxQueued and end the mux.
 func (c *Channel) Send(typ uint64, payload []byte) error {
-	data := compact.AppendUint(make([]byte, 0, compact.UintSize(typ)+len(payload)), typ)
-	data = append(data, payload...)
+	// The frame, local id ‖ type ‖ payload, is built here in one piece;
+	// the id is only known under wmu, so room is left for the largest.
+	const idRoom = 9
+	buf := make([]byte, idRoom, idRoom+compact.UintSize(typ)+len(payload))
+	buf = compact.AppendUint(buf, typ)
+	buf = append(buf, payload...)
+	data := buf[idRoom:]
 	m := c.mux
 	m.wmu.Lock()
 	defer m.wmu.Unlock()
@@ -509,7 +514,12 @@ func (c *Channel) Send(typ uint64, payload []byte) error {
 	if closed {
 		return fmt.Errorf("send on %q: %w", c.cfg.Protocol, ErrClosed)
 	}
-	return m.writeLocked(c.localID, data)
+	if m.corked > 0 {
+		return m.writeLocked(c.localID, data)
+	}
+	n := compact.UintSize(c.localID)
+	compact.AppendUint(buf[idRoom-n:idRoom-n], c.localID)
+	return m.enqueue(buf[idRoom-n:])
 }
 
 // Close closes the channel and tells the remote.

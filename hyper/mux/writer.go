@@ -61,11 +61,11 @@ func (m *Mux) writeLoop() {
 		}
 		n := 0
 		for _, f := range frames {
-			if err := m.conn.WriteMessage(f); err != nil {
-				m.shutdown(fmt.Errorf("mux write: %w", err))
-				return
-			}
 			n += len(f)
+		}
+		if err := m.write(frames); err != nil {
+			m.shutdown(fmt.Errorf("mux write: %w", err))
+			return
 		}
 		m.qmu.Lock()
 		m.queued -= n
@@ -74,6 +74,25 @@ func (m *Mux) writeLoop() {
 		m.progress = make(chan struct{})
 		m.qmu.Unlock()
 	}
+}
+
+// BatchWriter is implemented by a Conn that can write several messages at
+// once (secretstream.Conn gathers them into one write of its connection).
+type BatchWriter interface {
+	WriteMessages(msgs [][]byte) error
+}
+
+// write writes frames, all at once if the connection can.
+func (m *Mux) write(frames [][]byte) error {
+	if bw, ok := m.conn.(BatchWriter); ok && len(frames) > 1 {
+		return bw.WriteMessages(frames)
+	}
+	for _, f := range frames {
+		if err := m.conn.WriteMessage(f); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Flush waits until everything sent before the call has been written to

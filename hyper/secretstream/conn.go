@@ -442,6 +442,68 @@ func (c *Conn) WriteMessage(msg []byte) error {
 	return nil
 }
 
+// maxWriteBatch bounds how many bytes WriteMessages gathers into one
+// write of the underlying connection.
+const maxWriteBatch = 256 << 10
+
+// WriteMessages writes msgs in order, as WriteMessage would one by one,
+// but gathers their frames into few writes of the underlying connection
+// (one, unless they exceed maxWriteBatch together).
+func (c *Conn) WriteMessages(msgs [][]byte) error {
+	if err := c.Handshake(context.Background()); err != nil {
+		return err
+	}
+	for _, msg := range msgs {
+		if len(msg) > MaxMessageSize {
+			return fmt.Errorf("secretstream: %d-byte message exceeds %d, the largest frame", len(msg), MaxMessageSize)
+		}
+	}
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	for len(msgs) > 0 {
+		if c.writeErr != nil {
+			return c.writeErr
+		}
+		// The frames of msgs[:n], each 3+ssABytes bytes over its message,
+		// after sealHeadroom-3 bytes of scratch.
+		n, size := 0, sealHeadroom-3
+		for n < len(msgs) && (n == 0 || size+3+len(msgs[n])+ssABytes <= maxWriteBatch) {
+			size += 3 + len(msgs[n]) + ssABytes
+			n++
+		}
+		if cap(c.wbuf) < size {
+			c.wbuf = make([]byte, size)
+		}
+		buf := c.wbuf[:size]
+		off := sealHeadroom - 3
+		for _, msg := range msgs[:n] {
+			// This frame's message starts at off+4; the 63 bytes before it
+			// (its header and the end of the previous frame, or the
+			// scratch) are borrowed for sealing and put back.
+			start := off + 4 - 1 - sealHeadroom
+			var save [sealHeadroom]byte
+			copy(save[:], buf[start:start+sealHeadroom])
+			end := off + 3 + len(msg) + ssABytes
+			copy(buf[off+4:], msg)
+			c.push.seal(buf[start:end], tagMessage)
+			copy(buf[start:start+sealHeadroom], save[:])
+			appendFrameHeader(buf[off:off], len(msg)+ssABytes)
+			off = end
+		}
+		_, err := c.raw.Write(buf[sealHeadroom-3:])
+		if cap(c.wbuf) > 4*maxWriteBatch {
+			c.wbuf = nil
+		}
+		if err != nil {
+			c.writeErr = fmt.Errorf("secretstream: write frame: %w", err)
+			return c.writeErr
+		}
+		c.lastWrite.Store(time.Now().UnixNano())
+		msgs = msgs[n:]
+	}
+	return nil
+}
+
 // SendKeepAlive writes an empty message.
 func (c *Conn) SendKeepAlive() error { return c.WriteMessage(nil) }
 

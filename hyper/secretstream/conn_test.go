@@ -342,3 +342,58 @@ func TestFromKeys(t *testing.T) {
 		t.Fatalf("failing took %v", d)
 	}
 }
+
+// TestWriteMessages checks that batched writes deliver the same messages,
+// in order, as single ones: empty, small and large messages, batches that
+// span several underlying writes, and single writes in between.
+func TestWriteMessages(t *testing.T) {
+	x, y := tcpPair(t)
+	cli, srv := handshakePair(t, x, y, nil, nil)
+	var want [][]byte
+	var batches [][][]byte
+	for b := 0; b < 20; b++ {
+		var batch [][]byte
+		for i := 0; i < b%7+1; i++ {
+			n := []int{0, 1, 47, 63, 64, 65, 1000, 70000, 300000}[(b*3+i)%9]
+			m := make([]byte, n)
+			for j := range m {
+				m[j] = byte(b*31 + i*7 + j)
+			}
+			batch = append(batch, m)
+			want = append(want, m)
+		}
+		batches = append(batches, batch)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		for i, b := range batches {
+			var err error
+			if i%5 == 4 {
+				for _, m := range b {
+					if err = cli.WriteMessage(m); err != nil {
+						break
+					}
+				}
+			} else {
+				err = cli.WriteMessages(b)
+			}
+			if err != nil {
+				errc <- err
+				return
+			}
+		}
+		errc <- nil
+	}()
+	for i, w := range want {
+		got, err := srv.ReadMessage()
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if !bytes.Equal(got, w) {
+			t.Fatalf("message %d: %d bytes, want %d", i, len(got), len(w))
+		}
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
