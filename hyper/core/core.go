@@ -628,8 +628,10 @@ var ErrManifestMismatch = errors.New("core: manifest does not match key")
 // the block, the proof nodes and, for an upgrade, the new signed head. It
 // stores nothing if any part fails verification.
 //
-// The block's leaf hash is computed before the core is locked, so that
-// several goroutines applying blocks verify them in parallel.
+// The store may keep d's block value: the caller must not modify it
+// afterwards. The block's leaf hash is computed before the core is
+// locked, so that several goroutines applying blocks hash them in
+// parallel.
 func (c *Core) Apply(d *wire.Data) (err error) {
 	var leaf *[32]byte
 	if d.Block != nil {
@@ -671,7 +673,7 @@ func (c *Core) Apply(d *wire.Data) (err error) {
 	if err != nil {
 		return fmt.Errorf("apply data for request %d: %w", d.Request, err)
 	}
-	sb := &store.Batch{Nodes: b.Nodes}
+	sb := &store.Batch{Nodes: b.Nodes, Owned: true}
 	if d.Block != nil {
 		sb.Blocks = []store.Block{{Index: d.Block.Index, Value: d.Block.Value}}
 	}

@@ -145,7 +145,10 @@ type Batch struct {
 	// e.g. a damaged copy that is to be fetched again.
 	Drop   []uint64
 	Blocks []Block
-	Nodes  []wire.Node
+	// Owned hands the Blocks' values to the store: the caller will never
+	// modify them, so Memory keeps them instead of copying.
+	Owned bool
+	Nodes []wire.Node
 	// Header, if not nil, replaces the stored header.
 	Header *Header
 }
@@ -248,7 +251,11 @@ func (m *Memory) Commit(b *Batch) error {
 		delete(m.blocks, i)
 	}
 	for _, blk := range b.Blocks {
-		m.blocks[blk.Index] = bytes.Clone(blk.Value)
+		if b.Owned {
+			m.blocks[blk.Index] = blk.Value[:len(blk.Value):len(blk.Value)]
+		} else {
+			m.blocks[blk.Index] = bytes.Clone(blk.Value)
+		}
 	}
 	for _, n := range b.Nodes {
 		m.nodes[n.Index] = n
