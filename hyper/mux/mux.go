@@ -496,12 +496,22 @@ func (c *Channel) SendContext(ctx context.Context, typ uint64, payload []byte) e
 // is safe in callbacks; a producer outside callbacks should use
 // SendContext, or the queue can overflow MaxQueued and end the mux.
 func (c *Channel) Send(typ uint64, payload []byte) error {
+	return c.SendAppend(typ, len(payload), func(b []byte) ([]byte, error) { return append(b, payload...), nil })
+}
+
+// SendAppend is Send with the payload encoded by appendPayload straight
+// into the frame, saving a copy of a large payload; sizeHint is about how
+// long the payload is.
+func (c *Channel) SendAppend(typ uint64, sizeHint int, appendPayload func([]byte) ([]byte, error)) error {
 	// The frame, local id ‖ type ‖ payload, is built here in one piece;
 	// the id is only known under wmu, so room is left for the largest.
 	const idRoom = 9
-	buf := make([]byte, idRoom, idRoom+compact.UintSize(typ)+len(payload))
+	buf := make([]byte, idRoom, idRoom+compact.UintSize(typ)+max(sizeHint, 0))
 	buf = compact.AppendUint(buf, typ)
-	buf = append(buf, payload...)
+	buf, err := appendPayload(buf)
+	if err != nil {
+		return fmt.Errorf("send on %q: %w", c.cfg.Protocol, err)
+	}
 	data := buf[idRoom:]
 	m := c.mux
 	m.wmu.Lock()

@@ -252,11 +252,9 @@ func (chn *channel) onOpen(ch *mux.Channel, handshake []byte) {
 		return
 	}
 	p := chn.core.Replicator.AddPeer(func(m wire.Message) error {
-		b, err := wire.Marshal(m)
-		if err != nil {
-			return fmt.Errorf("encode %s: %w", m.Type(), err)
-		}
-		return ch.Send(uint64(m.Type()), b)
+		return ch.SendAppend(uint64(m.Type()), wire.SizeHint(m), func(b []byte) ([]byte, error) {
+			return wire.MarshalAppend(b, m)
+		})
 	})
 	c.mu.Lock()
 	chn.peer = p

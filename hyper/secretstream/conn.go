@@ -62,6 +62,12 @@ const DefaultHandshakeTimeout = 10 * time.Second
 // allocations modest.
 const writeChunk = 64 << 10
 
+// readBuffer is the size of the buffered reader under a Conn: large
+// enough to take many small frames per read, small enough that most of a
+// large frame is read straight into its own buffer rather than copied
+// through this one.
+const readBuffer = 8 << 10
+
 // Config configures a Conn. The zero value is usable: a random identity,
 // no keepalive, the default handshake timeout and the protocol's maximum
 // message size.
@@ -180,7 +186,7 @@ func FromKeys(raw net.Conn, initiator bool, keys Keys, cfg *Config) *Conn {
 }
 
 func newConn(raw net.Conn, cfg *Config, initiator bool) *Conn {
-	c := &Conn{raw: raw, br: bufio.NewReaderSize(raw, 64<<10), initiator: initiator, closed: make(chan struct{})}
+	c := &Conn{raw: raw, br: bufio.NewReaderSize(raw, readBuffer), initiator: initiator, closed: make(chan struct{})}
 	if cfg != nil {
 		c.cfg = *cfg
 	}

@@ -48,13 +48,46 @@ type Message interface {
 
 // Marshal encodes m into its wire bytes (without the Protomux type tag).
 func Marshal(m Message) ([]byte, error) {
-	e := compact.NewEncoder(nil)
+	return MarshalAppend(make([]byte, 0, SizeHint(m)), m)
+}
+
+// MarshalAppend appends the body of m to dst.
+func MarshalAppend(dst []byte, m Message) ([]byte, error) {
+	e := compact.NewEncoder(dst)
 	m.encode(e)
 	b, err := e.Finish()
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", m.Type(), err)
 	}
 	return b, nil
+}
+
+// SizeHint is about how many bytes m encodes to: enough for a data
+// message's block value and proof, so that encoding it does not grow
+// (and copy) the buffer on the way.
+func SizeHint(m Message) int {
+	d, ok := m.(*Data)
+	if !ok {
+		return 64
+	}
+	const perNode = 1 + 9 + 9 + 32 // index, size, hash (uints at most 9)
+	n := 64
+	if d.Block != nil {
+		n += len(d.Block.Value) + perNode*len(d.Block.Nodes)
+	}
+	if d.Hash != nil {
+		n += perNode * len(d.Hash.Nodes)
+	}
+	if d.Seek != nil {
+		n += perNode * len(d.Seek.Nodes)
+	}
+	if u := d.Upgrade; u != nil {
+		n += perNode*(len(u.Nodes)+len(u.AdditionalNodes)) + len(u.Signature)
+	}
+	if d.Manifest != nil {
+		n += 1024
+	}
+	return n
 }
 
 // New returns an empty message of type t, or nil for an unknown type.
@@ -84,7 +117,9 @@ func New(t MessageType) Message {
 	return nil
 }
 
-// Unmarshal decodes the body of a message of type t.
+// Unmarshal decodes the body of a message of type t. A data message's
+// block value aliases b (it is 64 KiB that need not be copied), so b must
+// not be modified while the message is in use.
 func Unmarshal(t MessageType, b []byte) (Message, error) {
 	m := New(t)
 	if m == nil {
@@ -383,7 +418,7 @@ func (m *Data) decode(d *compact.Decoder) error {
 		if err != nil {
 			return fmt.Errorf("block value: %w", err)
 		}
-		b.Value = append([]byte{}, v...)
+		b.Value = v // aliases the input, which Unmarshal's caller hands over
 		if b.Nodes, err = DecodeNodes(d); err != nil {
 			return fmt.Errorf("block nodes: %w", err)
 		}
