@@ -68,6 +68,13 @@ const fetchRetry = 500 * time.Millisecond
 
 // Core is one Hypercore, writable or a sparse replica.
 type Core struct {
+	// gate lets plain block applies commit to the store concurrently,
+	// without mu, so that a store can group their commits (one fsync for
+	// many blocks): they hold it shared; every other change to the store
+	// (append, truncate, upgrade, reorg, manifest, drop) holds it
+	// exclusively, so none overlaps a block still being committed.
+	// Lock order: gate, then mu.
+	gate     sync.RWMutex
 	mu       sync.RWMutex
 	st       store.Storage
 	key      [32]byte
@@ -417,6 +424,13 @@ func (c *Core) Append(blocks ...[]byte) (uint64, error) {
 	if c.priv == nil {
 		return 0, ErrNotWritable
 	}
+	c.gate.Lock()
+	gated := true
+	defer func() {
+		if gated {
+			c.gate.Unlock()
+		}
+	}()
 	c.mu.Lock()
 	if len(blocks) == 0 {
 		defer c.mu.Unlock()
@@ -445,6 +459,8 @@ func (c *Core) Append(blocks ...[]byte) (uint64, error) {
 	length := c.tree.Length
 	ls := c.notifyLocked()
 	c.mu.Unlock()
+	gated = false
+	c.gate.Unlock()
 	emit(ls, Event{Appended: true})
 	return length, nil
 }
@@ -456,6 +472,13 @@ func (c *Core) Truncate(length uint64) error {
 	if c.priv == nil {
 		return ErrNotWritable
 	}
+	c.gate.Lock()
+	gated := true
+	defer func() {
+		if gated {
+			c.gate.Unlock()
+		}
+	}()
 	c.mu.Lock()
 	if length > c.tree.Length {
 		c.mu.Unlock()
@@ -481,6 +504,8 @@ func (c *Core) Truncate(length uint64) error {
 	c.contiguous = min(c.contiguous, length)
 	ls := c.notifyLocked()
 	c.mu.Unlock()
+	gated = false
+	c.gate.Unlock()
 	emit(ls, Event{Appended: true})
 	return nil
 }
@@ -544,6 +569,8 @@ func isCorrupt(err error) bool {
 
 // drop forgets a stored block (its tree nodes stay: they are still true).
 func (c *Core) drop(index uint64) error {
+	c.gate.Lock()
+	defer c.gate.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.st.Commit(&store.Batch{Drop: []uint64{index}}); err != nil {
@@ -638,6 +665,18 @@ func (c *Core) Apply(d *wire.Data) (err error) {
 		h := merkle.LeafHash(d.Block.Value)
 		leaf = &h
 	}
+	if d.Upgrade == nil {
+		if done, err := c.applyBlock(d, leaf); done {
+			return err
+		}
+	}
+	c.gate.Lock()
+	gated := true
+	defer func() {
+		if gated {
+			c.gate.Unlock()
+		}
+	}()
 	c.mu.Lock()
 	locked := true
 	defer func() {
@@ -667,7 +706,7 @@ func (c *Core) Apply(d *wire.Data) (err error) {
 		return nil
 	}
 	if d.Fork != c.tree.Fork && c.tree.Length > 0 {
-		return c.reorgLocked(d, verifier, manifest, &locked)
+		return c.reorgLocked(d, verifier, manifest, &locked, &gated)
 	}
 	b, err := merkle.VerifyHashed(c.tree, c.st, d, verifier, leaf)
 	if err != nil {
@@ -696,6 +735,8 @@ func (c *Core) Apply(d *wire.Data) (err error) {
 	ls := c.notifyLocked()
 	locked = false
 	c.mu.Unlock()
+	gated = false
+	c.gate.Unlock()
 	if b.Upgraded {
 		emit(ls, Event{Appended: true})
 	}
@@ -705,12 +746,59 @@ func (c *Core) Apply(d *wire.Data) (err error) {
 	return nil
 }
 
+// applyBlock is Apply for the common case, a block or hash proof against
+// the current head that changes neither head nor manifest: it verifies
+// under mu, commits without it (gate is held shared), and only then
+// records and announces the block. It reports done=false, having changed
+// nothing, when d needs the exclusive path.
+func (c *Core) applyBlock(d *wire.Data, leaf *[32]byte) (done bool, err error) {
+	c.gate.RLock()
+	gated := true
+	defer func() {
+		if gated {
+			c.gate.RUnlock()
+		}
+	}()
+	c.mu.Lock()
+	if (d.Manifest != nil && (c.manifest == nil || c.verifier.Compat)) ||
+		(d.Block == nil && d.Hash == nil && d.Seek == nil) ||
+		(d.Fork != c.tree.Fork && c.tree.Length > 0) {
+		c.mu.Unlock()
+		return false, nil
+	}
+	b, err := merkle.VerifyHashed(c.tree, c.st, d, c.verifier, leaf)
+	c.mu.Unlock()
+	if err != nil {
+		return true, fmt.Errorf("apply data for request %d: %w", d.Request, err)
+	}
+	if b.Upgraded {
+		return false, nil // cannot happen without an upgrade proof; be safe
+	}
+	sb := &store.Batch{Nodes: b.Nodes, Owned: true}
+	if d.Block != nil {
+		sb.Blocks = []store.Block{{Index: d.Block.Index, Value: d.Block.Value}}
+	}
+	if err := c.st.Commit(sb); err != nil {
+		return true, fmt.Errorf("store verified data: %w", err)
+	}
+	c.mu.Lock()
+	c.advanceContiguous()
+	ls := c.notifyLocked()
+	c.mu.Unlock()
+	gated = false
+	c.gate.RUnlock()
+	if d.Block != nil {
+		emit(ls, Event{Block: d.Block.Index, HasBlock: true})
+	}
+	return true, nil
+}
+
 // reorgLocked moves a replica to a newer fork of the core: the proof must
 // carry a signed upgrade from 0, so it is verified against an empty tree.
 // Everything after the first new root that differs from what we hold is
 // dropped (more than strictly needed, but never a stale node or block),
 // then the new head and the proof's nodes are stored, in one commit.
-func (c *Core) reorgLocked(d *wire.Data, verifier *merkle.Verifier, manifest *wire.Manifest, locked *bool) error {
+func (c *Core) reorgLocked(d *wire.Data, verifier *merkle.Verifier, manifest *wire.Manifest, locked, gated *bool) error {
 	if d.Fork < c.tree.Fork {
 		return fmt.Errorf("apply data: proof for old fork %d, core at %d: %w", d.Fork, c.tree.Fork, merkle.ErrInvalidProof)
 	}
@@ -754,6 +842,8 @@ func (c *Core) reorgLocked(d *wire.Data, verifier *merkle.Verifier, manifest *wi
 	ls := c.notifyLocked()
 	*locked = false
 	c.mu.Unlock()
+	*gated = false
+	c.gate.Unlock()
 	emit(ls, Event{Appended: true})
 	if d.Block != nil {
 		emit(ls, Event{Block: d.Block.Index, HasBlock: true})
@@ -761,8 +851,11 @@ func (c *Core) reorgLocked(d *wire.Data, verifier *merkle.Verifier, manifest *wi
 	return nil
 }
 
-// Close closes the underlying storage.
+// Close closes the underlying storage, once every Apply still storing a
+// block has finished (and announced it).
 func (c *Core) Close() error {
+	c.gate.Lock()
+	defer c.gate.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.st.Close()

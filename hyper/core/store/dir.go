@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -28,7 +27,8 @@ import (
 //	          0x05 drop:   u64 index (forget one block; before any 0x02)
 //
 // One Commit writes its block values to the end of blocks and fsyncs, then
-// appends one frame to log and fsyncs: the frame is the commit point. On
+// appends one frame to log and fsyncs: the frame is the commit point
+// (concurrent commits share the two fsyncs, each keeping its frame). On
 // open the log is replayed up to the first frame that is short or fails
 // its checksum (a torn write of an unacknowledged commit) and truncated
 // there; block values past the last referenced byte are cut off too. A
@@ -73,20 +73,46 @@ type blockRef struct {
 }
 
 // Dir is a Storage kept in one directory.
+//
+// Commits are grouped: concurrent Commit calls queue up, and one of them
+// (the leader) writes the block values of everything queued, fsyncs the
+// blocks file once, appends one log frame per commit and fsyncs the log
+// once. Each commit keeps its own frame, so each stays atomic; every frame
+// is written after the values it names are durable; and no commit is
+// visible (to GetBlock, HasBlock, GetNode, Header) or acknowledged before
+// the log fsync that covers it.
 type Dir struct {
-	mu        sync.RWMutex
-	path      string
-	blocks    *os.File
-	log       *os.File
+	path   string
+	blocks *os.File
+
+	// wmu serialises writing: the leader's group commit, Compact, Close.
+	// Lock order: wmu, then mu.
+	wmu       sync.Mutex
+	log       *os.File // replaced by Compact
 	blocksEnd uint64
 	logEnd    uint64
-	header    *Header
-	nodes     map[uint64]wire.Node
-	refs      map[uint64]blockRef
 	// broken is set when a failed write could not be rolled back; the
 	// store then refuses writes so that nothing is appended after garbage.
 	broken error
+
+	// mu guards the index, which only holds durable commits.
+	mu     sync.RWMutex
+	header *Header
+	nodes  map[uint64]wire.Node
+	refs   map[uint64]blockRef
 	closed bool
+
+	// qmu guards the queue of commits waiting for a leader.
+	qmu     sync.Mutex
+	queue   []*pendingCommit
+	leading bool
+}
+
+// pendingCommit is a Commit waiting in the queue; err is sent on done
+// once it is durable (nil) or has failed.
+type pendingCommit struct {
+	b    *Batch
+	done chan error
 }
 
 // OpenDir opens (creating if needed) the store in directory path.
@@ -440,14 +466,18 @@ func (d *Dir) liveSize() uint64 {
 // The new log is built aside, fsynced and renamed over the old one, so a
 // crash at any point leaves one complete log.
 func (d *Dir) Compact() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	d.mu.RLock()
+	closed := d.closed
+	d.mu.RUnlock()
+	if closed {
 		return ErrClosed
 	}
 	return d.compactLocked()
 }
 
+// compactLocked is Compact with wmu held.
 func (d *Dir) compactLocked() error {
 	if d.broken != nil {
 		return fmt.Errorf("store is read-only after a failed write: %w", d.broken)
@@ -470,6 +500,7 @@ func (d *Dir) compactLocked() error {
 			payload = payload[:0]
 		}
 	}
+	d.mu.RLock()
 	for _, n := range d.nodes {
 		payload = appendNodeRecord(payload, n)
 		if len(payload) > 1<<20 {
@@ -484,9 +515,11 @@ func (d *Dir) compactLocked() error {
 	}
 	if d.header != nil {
 		if payload, err = appendHeaderRecord(payload, d.header); err != nil {
+			d.mu.RUnlock()
 			return fail(err)
 		}
 	}
+	d.mu.RUnlock()
 	flush()
 	if _, err := f.Write(out); err != nil {
 		return fail(err)
@@ -508,17 +541,40 @@ func (d *Dir) compactLocked() error {
 	return nil
 }
 
-// Commit implements Storage: block values first, then one log frame, each
-// fsynced, so the frame is the atomic commit point.
+// Commit implements Storage: it returns once b is durable. Block values
+// are written and fsynced first, then b's log frame, which is the atomic
+// commit point; concurrent commits share those fsyncs (see Dir).
 func (d *Dir) Commit(b *Batch) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return ErrClosed
+	p := &pendingCommit{b: b, done: make(chan error, 1)}
+	d.qmu.Lock()
+	d.queue = append(d.queue, p)
+	if d.leading {
+		d.qmu.Unlock()
+		return <-p.done
 	}
-	if d.broken != nil {
-		return fmt.Errorf("store is read-only after a failed write: %w", d.broken)
+	d.leading = true
+	for len(d.queue) > 0 {
+		group := d.queue
+		d.queue = nil
+		d.qmu.Unlock()
+		d.commitGroup(group)
+		d.qmu.Lock()
 	}
+	d.leading = false
+	d.qmu.Unlock()
+	return <-p.done
+}
+
+// staged is one commit of a group, encoded.
+type staged struct {
+	p      *pendingCommit
+	refs   map[uint64]blockRef
+	values [][]byte
+	frame  []byte
+}
+
+// stage encodes b with its block values placed from blocksEnd on.
+func stage(b *Batch, blocksEnd uint64) (*staged, error) {
 	var payload []byte
 	if b.Truncate != nil {
 		var rec [9]byte
@@ -532,15 +588,16 @@ func (d *Dir) Commit(b *Batch) error {
 		binary.LittleEndian.PutUint64(rec[1:], i)
 		payload = append(payload, rec[:]...)
 	}
-	refs := make(map[uint64]blockRef, len(b.Blocks))
-	var values bytes.Buffer
+	st := &staged{refs: make(map[uint64]blockRef, len(b.Blocks))}
+	off := blocksEnd
 	for _, blk := range b.Blocks {
 		if uint64(len(blk.Value)) > 1<<32-1 {
-			return fmt.Errorf("block %d is too large (%d bytes)", blk.Index, len(blk.Value))
+			return nil, fmt.Errorf("block %d is too large (%d bytes)", blk.Index, len(blk.Value))
 		}
-		r := blockRef{off: d.blocksEnd + uint64(values.Len()), length: uint32(len(blk.Value)), crc: crc32.Checksum(blk.Value, castagnoli)}
-		values.Write(blk.Value)
-		refs[blk.Index] = r
+		r := blockRef{off: off, length: uint32(len(blk.Value)), crc: crc32.Checksum(blk.Value, castagnoli)}
+		off += uint64(len(blk.Value))
+		st.values = append(st.values, blk.Value)
+		st.refs[blk.Index] = r
 		payload = appendBlockRecord(payload, blk.Index, r)
 	}
 	for _, n := range b.Nodes {
@@ -549,49 +606,104 @@ func (d *Dir) Commit(b *Batch) error {
 	if b.Header != nil {
 		var err error
 		if payload, err = appendHeaderRecord(payload, b.Header); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if len(payload) > maxFrame {
-		return fmt.Errorf("commit of %d bytes of metadata is too large; split it", len(payload))
+		return nil, fmt.Errorf("commit of %d bytes of metadata is too large; split it", len(payload))
 	}
-	if len(payload) == 0 {
-		return nil
+	if len(payload) > 0 {
+		st.frame = frame(payload)
 	}
+	return st, nil
+}
 
-	if values.Len() > 0 {
-		if err := d.appendSync(d.blocks, "blocks", d.blocksEnd, values.Bytes()); err != nil {
-			return err
+// commitGroup makes a group of queued commits durable and answers each.
+func (d *Dir) commitGroup(group []*pendingCommit) {
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	d.mu.RLock()
+	closed := d.closed
+	d.mu.RUnlock()
+	var ok []*staged
+	blocksEnd := d.blocksEnd
+	var values, frames []byte
+	for _, p := range group {
+		switch {
+		case closed:
+			p.done <- ErrClosed
+			continue
+		case d.broken != nil:
+			p.done <- fmt.Errorf("store is read-only after a failed write: %w", d.broken)
+			continue
+		}
+		st, err := stage(p.b, blocksEnd)
+		if err != nil {
+			p.done <- err
+			continue
+		}
+		st.p = p
+		if st.frame == nil {
+			p.done <- nil // nothing to store
+			continue
+		}
+		for _, v := range st.values {
+			values = append(values, v...)
+			blocksEnd += uint64(len(v))
+		}
+		frames = append(frames, st.frame...)
+		ok = append(ok, st)
+	}
+	if len(ok) == 0 {
+		return
+	}
+	fail := func(err error) {
+		for _, st := range ok {
+			st.p.done <- err
 		}
 	}
-	fr := frame(payload)
-	if err := d.appendSync(d.log, "log", d.logEnd, fr); err != nil {
-		return err
+	if len(values) > 0 {
+		if err := d.appendSync(d.blocks, "blocks", d.blocksEnd, values); err != nil {
+			fail(err)
+			return
+		}
 	}
+	if err := d.appendSync(d.log, "log", d.logEnd, frames); err != nil {
+		fail(err)
+		return
+	}
+	d.blocksEnd = blocksEnd
+	d.logEnd += uint64(len(frames))
 
-	d.blocksEnd += uint64(values.Len())
-	d.logEnd += uint64(len(fr))
-	if b.Truncate != nil {
-		truncateMaps(*b.Truncate, d.nodes, d.refs)
+	d.mu.Lock()
+	for _, st := range ok {
+		b := st.p.b
+		if b.Truncate != nil {
+			truncateMaps(*b.Truncate, d.nodes, d.refs)
+		}
+		for _, i := range b.Drop {
+			delete(d.refs, i)
+		}
+		for i, r := range st.refs {
+			d.refs[i] = r
+		}
+		for _, n := range b.Nodes {
+			d.nodes[n.Index] = n
+		}
+		if b.Header != nil {
+			d.header = b.Header.Clone()
+		}
 	}
-	for _, i := range b.Drop {
-		delete(d.refs, i)
+	compact := d.logEnd > autoCompactMin && d.logEnd > 4*d.liveSize()
+	d.mu.Unlock()
+	for _, st := range ok {
+		st.p.done <- nil
 	}
-	for i, r := range refs {
-		d.refs[i] = r
-	}
-	for _, n := range b.Nodes {
-		d.nodes[n.Index] = n
-	}
-	if b.Header != nil {
-		d.header = b.Header.Clone()
-	}
-	if d.logEnd > autoCompactMin && d.logEnd > 4*d.liveSize() {
-		// The commit is already durable; a failed compaction only means
-		// the log stays long, so it is not reported as a commit failure.
+	if compact {
+		// The commits are already durable; a failed compaction only
+		// means the log stays long, so it is not reported to them.
 		_ = d.compactLocked()
 	}
-	return nil
 }
 
 // appendSync writes data at off and fsyncs. On failure it cuts the file
@@ -614,6 +726,8 @@ func (d *Dir) appendSync(f *os.File, name string, off uint64, data []byte) error
 
 // Close implements Storage.
 func (d *Dir) Close() error {
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {

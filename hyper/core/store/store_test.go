@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sync"
 	"testing"
 
 	"github.com/hyperos/hyperos/hyper/core/wire"
@@ -589,4 +590,156 @@ func TestDirIsLocked(t *testing.T) {
 		t.Fatalf("open after close: %v", err)
 	}
 	d2.Close()
+}
+
+// commitGroupNow commits batches as one group, as the leader of
+// concurrent Commits would, and returns each one's result.
+func commitGroupNow(d *Dir, batches []*Batch) []error {
+	group := make([]*pendingCommit, len(batches))
+	for i, b := range batches {
+		group[i] = &pendingCommit{b: b, done: make(chan error, 1)}
+	}
+	d.commitGroup(group)
+	errs := make([]error, len(batches))
+	for i, p := range group {
+		errs[i] = <-p.done
+	}
+	return errs
+}
+
+// TestGroupCrashLosesNothingAcknowledged is TestCrashLosesNothingAcknowledged
+// for grouped commits: a crash while group g+1 is written may keep any
+// prefix of its frames whose bytes all survived, never a frame without the
+// block values it names, and never less than groups 1..g.
+func TestGroupCrashLosesNothingAcknowledged(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 3))
+	h := makeHistory(rng, 60)
+	// Split the history into groups of 1 to 6 commits.
+	var groups [][]*Batch
+	for i := 0; i < len(h.batches); {
+		n := min(1+rng.IntN(6), len(h.batches)-i)
+		groups = append(groups, h.batches[i:i+n])
+		i += n
+	}
+	golden := t.TempDir()
+	d, err := OpenDir(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acked := []sizes{{fileSize(t, filepath.Join(golden, "log")), fileSize(t, filepath.Join(golden, "blocks"))}}
+	for gi, g := range groups {
+		for i, err := range commitGroupNow(d, g) {
+			if err != nil {
+				t.Fatalf("group %d commit %d: %v", gi, i, err)
+			}
+		}
+		acked = append(acked, sizes{fileSize(t, filepath.Join(golden, "log")), fileSize(t, filepath.Join(golden, "blocks"))})
+	}
+	d.Close()
+	// Where each commit's frame ends in the log, for deciding which of a
+	// cut group's commits survived.
+	frameEnd := make([]int64, 0, len(h.batches))
+	var before []int // commits before group g
+	off := acked[0].log
+	done := 0
+	for _, g := range groups {
+		before = append(before, done)
+		for _, b := range g {
+			st, err := stage(b, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			off += int64(len(st.frame))
+			frameEnd = append(frameEnd, off)
+		}
+		done += len(g)
+	}
+	if off != acked[len(acked)-1].log {
+		t.Fatalf("frames end at %d, log is %d bytes", off, acked[len(acked)-1].log)
+	}
+	final := acked[len(acked)-1]
+	for trial := 0; trial < 300; trial++ {
+		g := rng.IntN(len(groups))
+		dir := t.TempDir()
+		copyDir(t, golden, dir)
+		logCut := acked[g].log + rng.Int64N(acked[g+1].log-acked[g].log+1)
+		blkCut := acked[g].blocks + rng.Int64N(final.blocks-acked[g].blocks+1)
+		if logCut > acked[g].log && blkCut < acked[g+1].blocks {
+			// the group's frames are written only after all its values
+			// are durable
+			blkCut = acked[g+1].blocks
+		}
+		var junk []byte
+		if rng.IntN(2) == 0 {
+			junk = make([]byte, 1+rng.IntN(64))
+			for i := range junk {
+				junk[i] = byte(rng.IntN(256))
+			}
+		}
+		cut(t, filepath.Join(dir, "log"), logCut, junk)
+		cut(t, filepath.Join(dir, "blocks"), blkCut, junk)
+		d, err := OpenDir(dir)
+		if err != nil {
+			t.Fatalf("trial %d: reopen: %v", trial, err)
+		}
+		want := before[g]
+		for want < len(frameEnd) && frameEnd[want] <= logCut {
+			want++
+		}
+		checkExact(t, d, h.stateAfter(want))
+		d.Close()
+	}
+}
+
+// TestConcurrentCommits commits from many goroutines at once, so that
+// commits are grouped: every acknowledged commit is readable at once and
+// after reopening.
+func TestConcurrentCommits(t *testing.T) {
+	dir := t.TempDir()
+	d, err := OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const workers, each = 16, 20
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				idx := uint64(w*each + i)
+				v := bytes.Repeat([]byte{byte(idx)}, 100+int(idx))
+				b := &Batch{Blocks: []Block{{Index: idx, Value: v}}, Nodes: []wire.Node{{Index: 2 * idx, Size: uint64(len(v))}}}
+				if err := d.Commit(b); err != nil {
+					errs <- err
+					return
+				}
+				if got, ok, err := d.GetBlock(idx); err != nil || !ok || !bytes.Equal(got, v) {
+					errs <- fmt.Errorf("block %d not readable once acknowledged: %v %v", idx, ok, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	d.Close()
+	d, err = OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for idx := uint64(0); idx < workers*each; idx++ {
+		want := bytes.Repeat([]byte{byte(idx)}, 100+int(idx))
+		if got, ok, err := d.GetBlock(idx); err != nil || !ok || !bytes.Equal(got, want) {
+			t.Fatalf("block %d after reopen: %v %v", idx, ok, err)
+		}
+		if n, ok, _ := d.GetNode(2 * idx); !ok || n.Size != uint64(len(want)) {
+			t.Fatalf("node %d after reopen: %v %+v", 2*idx, ok, n)
+		}
+	}
 }
