@@ -111,6 +111,10 @@ var zeroPad [16]byte
 //
 // so that buf[63:] is the wire message (after the uint24 length).
 
+// Where our own ChaCha20 assembly runs (amd64 with AVX-512, see
+// chacha_amd64.s), the message is XORed with the keystream from counter
+// 2 directly instead, which spares the AEAD's unused Poly1305.
+
 // sealHeadroom is how many scratch bytes precede a message in place.
 const sealHeadroom = 63
 
@@ -131,6 +135,14 @@ func (s *ssState) aeadFor() cipher.AEAD {
 func (s *ssState) keystream() (ks [128]byte) {
 	s.cipher(0).XORKeyStream(ks[:], ks[:])
 	return ks
+}
+
+// xorFrom XORs p in place with the keystream from block counter on.
+func (s *ssState) xorFrom(p []byte, counter uint32) {
+	n := chachaBulk(p, &s.k, &s.nonce, counter)
+	if n < len(p) {
+		s.cipher(counter+uint32(n/64)).XORKeyStream(p[n:], p[n:])
+	}
 }
 
 // mac is secretstream's Poly1305 over the encrypted tag block and ct.
@@ -154,11 +166,17 @@ func (s *ssState) seal(buf []byte, tag byte) {
 	var polyKey [32]byte
 	copy(polyKey[:], ks[:32])
 	block := buf[:64]
-	clear(block)
-	block[0] = tag
-	// Encrypts the tag block and the message from counter 1; the AEAD's
-	// tag lands in buf[64+mlen:] and is replaced by ours below.
-	s.aeadFor().Seal(buf[:0], s.nonce[:], buf[:64+mlen], nil)
+	if haveChachaAsm {
+		copy(block, ks[64:128]) // the tag block [tag, 0…] encrypted
+		block[0] ^= tag
+		s.xorFrom(buf[64:64+mlen], 2)
+	} else {
+		clear(block)
+		block[0] = tag
+		// Encrypts the tag block and the message from counter 1; the
+		// AEAD's tag lands in buf[64+mlen:] and is replaced by ours below.
+		s.aeadFor().Seal(buf[:0], s.nonce[:], buf[:64+mlen], nil)
+	}
 	m := mac(&polyKey, block, buf[64:64+mlen])
 	buf[63] = block[0]
 	copy(buf[64+mlen:], m[:])
@@ -185,9 +203,13 @@ func (s *ssState) open(buf []byte) (tag byte, err error) {
 	if subtle.ConstantTimeCompare(m[:], buf[64+mlen:]) != 1 {
 		return 0, errStreamAuth
 	}
-	// XOR with the keystream from counter 1; buf[:64] and the MAC are
-	// overwritten with junk.
-	s.aeadFor().Seal(buf[:0], s.nonce[:], buf[:64+mlen], nil)
+	if haveChachaAsm {
+		s.xorFrom(buf[64:64+mlen], 2)
+	} else {
+		// XOR with the keystream from counter 1; buf[:64] and the MAC
+		// are overwritten with junk.
+		s.aeadFor().Seal(buf[:0], s.nonce[:], buf[:64+mlen], nil)
+	}
 	s.advance(m[:], tag)
 	return tag, nil
 }

@@ -5,8 +5,10 @@ import (
 	"crypto/subtle"
 	"encoding/binary"
 	"math/rand/v2"
+	"strconv"
 	"testing"
 
+	"golang.org/x/crypto/chacha20"
 	"golang.org/x/crypto/poly1305"
 )
 
@@ -80,6 +82,15 @@ func (s *ssState) refPull(dst, in []byte) (tag byte, err error) {
 // ones, with rekeying tags mixed in, and with dst having and lacking room
 // in front of the message.
 func TestSealMatchesReference(t *testing.T) {
+	t.Run("assembly="+strconv.FormatBool(haveChachaAsm), testSealMatchesReference)
+	if haveChachaAsm {
+		haveChachaAsm = false
+		defer func() { haveChachaAsm = true }()
+		t.Run("assembly=false", testSealMatchesReference)
+	}
+}
+
+func testSealMatchesReference(t *testing.T) {
 	key, header := bytes.Repeat([]byte{3}, 32), bytes.Repeat([]byte{5}, 24)
 	var a, ref, pa, pref ssState
 	a.init(key, header)
@@ -91,7 +102,7 @@ func TestSealMatchesReference(t *testing.T) {
 	for n := 0; n <= 300; n++ {
 		lengths = append(lengths, n)
 	}
-	lengths = append(lengths, 4095, 4096, 65536, 65536+300, 1<<20+7)
+	lengths = append(lengths, 511, 512, 513, 1023, 1024, 1025, 1535, 4095, 4096, 65536, 65536+300, 1<<20+7)
 	for i, n := range lengths {
 		msg := make([]byte, n)
 		for j := range msg {
@@ -133,5 +144,51 @@ func TestSealMatchesReference(t *testing.T) {
 	}
 	if a.k != ref.k || a.nonce != ref.nonce || pa.k != ref.k || pa.nonce != ref.nonce {
 		t.Fatal("states diverged from the reference")
+	}
+}
+
+// TestChaChaAsm checks the assembly keystream against x/crypto's ChaCha20
+// for several keys, nonces, counters and lengths (where it runs at all).
+func TestChaChaAsm(t *testing.T) {
+	if !haveChachaAsm {
+		t.Skip("no ChaCha20 assembly on this machine")
+	}
+	rng := rand.New(rand.NewPCG(5, 8))
+	for trial := 0; trial < 40; trial++ {
+		var key [32]byte
+		var nonce [12]byte
+		for i := range key {
+			key[i] = byte(rng.Uint32())
+		}
+		for i := range nonce {
+			nonce[i] = byte(rng.Uint32())
+		}
+		counter := rng.Uint32N(1 << 20)
+		n := 512 * (1 + rng.IntN(20))
+		src := make([]byte, n+rng.IntN(512))
+		for i := range src {
+			src[i] = byte(rng.Uint32())
+		}
+		want := make([]byte, len(src))
+		c, err := chacha20.NewUnauthenticatedCipher(key[:], nonce[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetCounter(counter)
+		c.XORKeyStream(want, src)
+		got := bytes.Clone(src)
+		if done := chachaBulk(got, &key, &nonce, counter); done != n {
+			t.Fatalf("trial %d: did %d of %d bytes", trial, done, n)
+		}
+		if !bytes.Equal(got[:n], want[:n]) {
+			for i := range n {
+				if got[i] != want[i] {
+					t.Fatalf("trial %d (%d bytes, counter %d): first difference at byte %d", trial, n, counter, i)
+				}
+			}
+		}
+		if !bytes.Equal(got[n:], src[n:]) {
+			t.Fatalf("trial %d: bytes past the chunks were touched", trial)
+		}
 	}
 }
