@@ -3,9 +3,14 @@
 package tray
 
 import (
+	"bufio"
 	"context"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,8 +21,9 @@ import (
 	"github.com/hyperos/hyperos/app/client"
 	"github.com/hyperos/hyperos/app/config"
 	"github.com/hyperos/hyperos/app/daemon"
+	"github.com/hyperos/hyperos/app/imagecreate/imagetest"
 	"github.com/hyperos/hyperos/app/machine"
-	"github.com/hyperos/hyperos/app/shell"
+	"github.com/hyperos/hyperos/app/shares"
 	"github.com/hyperos/hyperos/tray/internal/dbustest"
 	"github.com/hyperos/hyperos/vm/vmtest"
 )
@@ -25,16 +31,19 @@ import (
 // TestTrayBootStop clicks Boot in the tray's menu, over D-Bus as a panel does:
 // the service boots the real image in QEMU, the status line and the tooltip
 // gain the VM's address and name, "HyperOS is online at <IP>" arrives at the
-// notification server, Open Terminal runs the terminal with `hyperos ssh`, and
-// Stop takes the VM back to offline.
+// notification server, Open Terminal runs the terminal with `hyperos ssh`; a
+// real container live-booted with `hyperos container boot` from a `hyperos
+// share` on this machine is notified and listed with its own Open Terminal;
+// and Stop takes the VM back to offline.
 func TestTrayBootStop(t *testing.T) {
 	img := vmtest.ImageDir(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	debian := imagetest.Debian(t) // built (once) before the clock starts
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 
 	dir := t.TempDir()
 	p := config.Paths{Config: filepath.Join(dir, "config"), State: filepath.Join(dir, "state"), Cache: filepath.Join(dir, "cache")}
-	s := config.Settings{Name: "tray-e2e", Kernel: filepath.Join(img, config.KernelName(vmtest.Arch())), Initrd: filepath.Join(img, "initrd.img"), Arch: vmtest.Arch()}
+	s := config.Settings{Name: "tray-e2e", MemoryMB: 1536, Kernel: filepath.Join(img, config.KernelName(vmtest.Arch())), Initrd: filepath.Join(img, "initrd.img"), Arch: vmtest.Arch()}
 	if err := machine.Init(p, s, false); err != nil {
 		t.Fatal(err)
 	}
@@ -135,45 +144,82 @@ func TestTrayBootStop(t *testing.T) {
 		t.Fatal("Open Terminal started no terminal")
 	}
 
-	// A container event in the guest, appended to the real log that the real
-	// `hyperos-guest events` follows: the service relays it, the tray
-	// notifies and lists the container, and its Open Terminal opens a shell
-	// in it. The line is appended only once the relay has connected (its
-	// first container event), or it would be history, which never notifies.
-	nextContainer(t, events, func(e api.Event) bool { return e.Container == nil })
-	vmc, err := machine.Open(p)
+	// A real live boot, as a user does it: `hyperos share` of a Debian image
+	// on this machine, then `hyperos container boot LINK` with no peer named.
+	// The CLI asks the service, the service asks the guest, the guest finds
+	// the share through the VM's gateway and boots the image in nspawn; its
+	// event comes back through the service to the tray's notification and
+	// its Containers submenu.
+	bin := buildHyperos(t)
+	hyperos := func(args ...string) *exec.Cmd {
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Env = append(os.Environ(), "HYPEROS_HOME="+dir)
+		// A test killed by its timeout must not leave a seeder behind.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		return cmd
+	}
+	share := hyperos("share", debian)
+	shareOut, _ := share.StdoutPipe()
+	share.Stderr = os.Stderr
+	if err := share.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { share.Process.Kill(); share.Wait() })
+	lnk, err := bufio.NewReader(shareOut).ReadString('\n')
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("hyperos share printed no link: %v", err)
 	}
-	ssh, err := vmc.Dial(ctx)
+	lnk = strings.TrimSpace(lnk)
+	go io.Copy(io.Discard, shareOut)
+	// The share announces itself just after printing the link.
+	for i := 0; ; i++ {
+		if live, _ := shares.Live(p.Shares()); len(live) == 1 {
+			break
+		}
+		if i == 100 {
+			t.Fatal("the share never announced itself")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	out, err := hyperos("container", "boot", lnk, "--name", "deb").CombinedOutput()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("hyperos container boot: %v\n%s", err, out)
 	}
-	defer ssh.Close()
-	ev := `{"time":"2026-11-30T10:00:00Z","type":"booted","container":"demo","stats":{"size":2000000,"fetched":500000,"cached":500000,"written":0},"boot_seconds":2.5}`
-	var out strings.Builder
-	if code, err := shell.Run(ctx, ssh, "mkdir -p /run/hyperos && echo '"+ev+"' >> /run/hyperos/events.jsonl", nil, &out, &out); code != 0 || err != nil {
-		t.Fatalf("append a guest event: %d %v: %s", code, err, out.String())
+	t.Logf("%s", out)
+	if !strings.Contains(string(out), "using the share running on this machine") || !strings.Contains(string(out), "deb live-booted in") {
+		t.Fatalf("container boot said:\n%s", out)
 	}
-	e := nextContainer(t, events, func(e api.Event) bool { return e.Container != nil })
-	if c := e.Container; c.Name != "demo" || c.Type != "booted" || c.Fetched != 500000 || c.Size != 2000000 || c.BootSeconds != 2.5 {
-		t.Errorf("relayed %+v", c)
+	for {
+		if n, err = notes.Next(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(n.Body, "Container deb") {
+			break
+		}
+		t.Logf("notification: %s", n.Body)
 	}
-	if n, err = notes.Next(ctx); err != nil {
-		t.Fatal(err)
+	m1 := regexp.MustCompile(`^Container deb live-booted in [0-9.]+ s \(([0-9.]+) MB of ([0-9.]+) MB fetched\)$`).FindStringSubmatch(n.Body)
+	if m1 == nil {
+		t.Fatalf("notification %q", n.Body)
 	}
-	if want := "Container demo live-booted in 2.5 s (0.5 MB of 2 MB fetched)"; n.Body != want {
-		t.Errorf("notification %q, want %q", n.Body, want)
+	if fetched, size := atof(t, m1[1]), atof(t, m1[2]); fetched <= 0 || fetched > size/2 {
+		t.Errorf("fetched %v MB of %v MB: a live boot fetches a small part", fetched, size)
 	}
-	const demo = "demo — booted, 0.5 MB of 2 MB"
-	it, err = m.Wait(ctx, func(it dbustest.Item) bool { d, ok := it.Find(demo); return ok && d.Visible })
+	if e := nextContainer(t, events, func(e api.Event) bool { return e.Container != nil && e.Container.Type == "booted" }); e.Container.Name != "deb" {
+		t.Errorf("the service relayed %+v", e.Container)
+	}
+	it, err = m.Wait(ctx, func(it dbustest.Item) bool {
+		d, ok := it.Find("deb — booted, ")
+		return ok && d.Visible
+	})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, it)
 	}
+	demo, _ := it.Find("deb — booted, ")
 	if nc, _ := it.Find("No containers"); nc.Visible {
 		t.Error("No containers is shown beside a container")
 	}
-	if err := m.Click(ctx, item(t, item(t, it, demo), "Open Terminal").ID); err != nil {
+	if err := m.Click(ctx, item(t, demo, "Open Terminal").ID); err != nil {
 		t.Fatal(err)
 	}
 	go func() {
@@ -182,11 +228,22 @@ func TestTrayBootStop(t *testing.T) {
 	}()
 	select {
 	case argv := <-got:
-		if want := "-e env HYPEROS_HOME=" + dir + " hyperos ssh --container demo"; argv != want {
+		if want := "-e env HYPEROS_HOME=" + dir + " hyperos ssh --container deb"; argv != want {
 			t.Errorf("the container's terminal ran with %q, want %q", argv, want)
 		}
 	case <-ctx.Done():
 		t.Fatal("the container's Open Terminal started no terminal")
+	}
+
+	// ls and rm through the service.
+	if out, err := hyperos("container", "ls").CombinedOutput(); err != nil || !regexp.MustCompile(`(?m)^deb +running`).Match(out) {
+		t.Fatalf("hyperos container ls: %v\n%s", err, out)
+	}
+	if out, err := hyperos("container", "rm", "deb").CombinedOutput(); err != nil {
+		t.Fatalf("hyperos container rm: %v\n%s", err, out)
+	}
+	if out, err := hyperos("container", "ls").CombinedOutput(); err != nil || strings.Contains(string(out), "deb ") {
+		t.Fatalf("after rm, hyperos container ls: %v\n%s", err, out)
 	}
 
 	// Stop.
@@ -215,4 +272,13 @@ func nextContainer(t *testing.T, events *client.Events, ok func(api.Event) bool)
 			return e
 		}
 	}
+}
+
+func atof(t *testing.T, s string) float64 {
+	t.Helper()
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
