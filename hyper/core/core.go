@@ -64,7 +64,7 @@ var (
 )
 
 // fetchRetry is how often a waiting Get re-asks its fetcher.
-const fetchRetry = 500 * time.Millisecond
+var fetchRetry = 500 * time.Millisecond // a variable so that tests can rule the retries out
 
 // Core is one Hypercore, writable or a sparse replica.
 type Core struct {
@@ -83,9 +83,16 @@ type Core struct {
 	verifier *merkle.Verifier
 	tree     *merkle.Tree
 	priv     ed25519.PrivateKey
-	// changed is closed (and replaced) whenever blocks or length change,
-	// waking every Get that waits.
+	// changed is closed (and replaced) whenever the head or the tree
+	// changes, waking every Get and Seek that waits.
 	changed chan struct{}
+	// blockWaiters wake the Gets waiting for one block: a stored block
+	// closes only its own channel, so a reader with many Gets in flight
+	// is not woken for every block. Cleared on every broadcast.
+	blockWaiters map[uint64]chan struct{}
+	// seekers counts Seeks waiting for tree nodes; while there are any,
+	// a stored block (whose proof brings nodes) wakes everyone.
+	seekers int
 	// fetcher asks replication for a missing block; nil when unreplicated.
 	fetcher func(index uint64)
 	// seekFetcher asks replication for the nodes under a tree node that a
@@ -332,6 +339,16 @@ func (c *Core) SetSeekFetcher(f func(node, bytes uint64)) {
 // nodes, so a sparse replica learns the way from peers (hash and seek
 // proofs) without downloading the blocks before the offset.
 func (c *Core) Seek(ctx context.Context, bytes uint64) (index, relative uint64, err error) {
+	// While a Seek runs, every stored block wakes waiters: its proof may
+	// bring the tree nodes the Seek waits for.
+	c.mu.Lock()
+	c.seekers++
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.seekers--
+		c.mu.Unlock()
+	}()
 	for {
 		c.mu.RLock()
 		tree := c.tree.Clone()
@@ -409,7 +426,39 @@ func localSeek(t *merkle.Tree, g merkle.NodeGetter, bytes uint64) (idx, rel uint
 func (c *Core) notifyLocked() []func(Event) {
 	close(c.changed)
 	c.changed = make(chan struct{})
+	for i, w := range c.blockWaiters {
+		close(w)
+		delete(c.blockWaiters, i)
+	}
 	return append([]func(Event){}, c.listeners...)
+}
+
+// notifyBlockLocked wakes the Gets waiting for block index (everyone, if
+// a Seek waits); it returns the listeners to call once the lock is
+// released.
+func (c *Core) notifyBlockLocked(index uint64) []func(Event) {
+	if c.seekers > 0 {
+		return c.notifyLocked()
+	}
+	if w := c.blockWaiters[index]; w != nil {
+		close(w)
+		delete(c.blockWaiters, index)
+	}
+	return append([]func(Event){}, c.listeners...)
+}
+
+// blockWaiterLocked returns the channel closed when block index may have
+// been stored. mu is held for writing.
+func (c *Core) blockWaiterLocked(index uint64) <-chan struct{} {
+	w := c.blockWaiters[index]
+	if w == nil {
+		if c.blockWaiters == nil {
+			c.blockWaiters = map[uint64]chan struct{}{}
+		}
+		w = make(chan struct{})
+		c.blockWaiters[index] = w
+	}
+	return w
 }
 
 func emit(ls []func(Event), ev Event) {
@@ -548,6 +597,14 @@ func (c *Core) Get(ctx context.Context, index uint64) ([]byte, error) {
 			}
 			return nil, fmt.Errorf("block %d: %w", index, ErrNotAvailable)
 		}
+		// Wait for this block only; it is stored before its waiters are
+		// woken, so one stored in between is seen by the check below.
+		c.mu.Lock()
+		stored := c.blockWaiterLocked(index)
+		c.mu.Unlock()
+		if c.st.HasBlock(index) {
+			continue
+		}
 		fetch(index)
 		// Wake up now and then even if nothing changed, so that the fetcher
 		// can notice a request that timed out and ask someone else.
@@ -557,6 +614,7 @@ func (c *Core) Get(ctx context.Context, index uint64) ([]byte, error) {
 			retry.Stop()
 			return nil, fmt.Errorf("get block %d: %w", index, ctx.Err())
 		case <-changed:
+		case <-stored:
 		case <-retry.C:
 		}
 		retry.Stop()
@@ -783,7 +841,12 @@ func (c *Core) applyBlock(d *wire.Data, leaf *[32]byte) (done bool, err error) {
 	}
 	c.mu.Lock()
 	c.advanceContiguous()
-	ls := c.notifyLocked()
+	var ls []func(Event)
+	if d.Block != nil {
+		ls = c.notifyBlockLocked(d.Block.Index)
+	} else {
+		ls = c.notifyLocked() // new tree nodes, as a Seek may wait for
+	}
 	c.mu.Unlock()
 	gated = false
 	c.gate.RUnlock()

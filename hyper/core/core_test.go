@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"testing"
 	"time"
@@ -416,4 +418,67 @@ func TestCreateRejectsForeignManifest(t *testing.T) {
 		t.Fatal("reader for another key opened a writer's store")
 	}
 	_ = r
+}
+
+// TestGetWakesPerBlock runs a Get for each of 64 blocks and applies the
+// blocks in shuffled order: each Get must return its own block, woken by
+// that block alone. The periodic retry is pushed out of reach, so a
+// missed wake-up shows as a Get that never returns.
+func TestGetWakesPerBlock(t *testing.T) {
+	defer func(d time.Duration) { fetchRetry = d }(fetchRetry)
+	fetchRetry = time.Hour
+	priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{9}, 32))
+	w, _ := Create(store.NewMemory(), priv, CreateOptions{})
+	const n = 64
+	for i := 0; i < n; i++ {
+		if _, err := w.Append([]byte(fmt.Sprint("block ", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := NewReader(store.NewMemory(), w.Key(), w.Manifest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, _, err := w.Proof(&wire.Request{Upgrade: &wire.RequestUpgrade{Start: 0, Length: n}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Apply(up); err != nil {
+		t.Fatal(err)
+	}
+	asked := make(chan uint64, n)
+	r.SetFetcher(func(i uint64) { asked <- i })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	errs := make(chan error, n)
+	for i := uint64(0); i < n; i++ {
+		go func() {
+			v, err := r.Get(ctx, i)
+			if err == nil && string(v) != fmt.Sprint("block ", i) {
+				err = fmt.Errorf("block %d is %q", i, v)
+			}
+			errs <- err
+		}()
+	}
+	// Apply each block once all Gets have asked, in random order.
+	var order []uint64
+	for len(order) < n {
+		order = append(order, <-asked)
+	}
+	rand.New(rand.NewPCG(1, 1)).Shuffle(len(order), func(a, b int) { order[a], order[b] = order[b], order[a] })
+	for _, i := range order {
+		nodes, _ := r.MissingNodes(i)
+		d, _, err := w.Proof(&wire.Request{Block: &wire.RequestBlock{Index: i, Nodes: nodes}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Apply(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
 }

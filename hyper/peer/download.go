@@ -17,11 +17,10 @@ import (
 // sends block requests itself, straight on the connections' channels, and
 // hands each answer to core.Apply, which verifies it before storing it.
 //
-// It exists because fetching a large file through Core.Get is limited by
-// hyper/core's waiting: every block that arrives wakes every waiting Get,
-// so a reader can only keep a handful of Gets in flight before the
-// wake-ups cost more than the round trips they hide. Download keeps
-// `window` requests in flight across all connections without waiters.
+// It exists because fetching a large file through Core.Get goes through
+// the replicator, which asks one peer at a time for what the Gets in
+// flight want; Download keeps `window` requests in flight across all
+// connections itself, and verifies the answers on as many goroutines.
 //
 // Its request ids start at dlFirstID, far above the ids hyper/core's peer
 // uses (it counts from 1 and reuses freed ones), so answers are told apart
@@ -93,8 +92,8 @@ func Download(ctx context.Context, cc *corestore.Core, conns []*Conn, start, end
 			return fmt.Errorf("peer: download blocks %d-%d: %w", start, end, err)
 		}
 	}
-	// Blocks no connection serves go through Get, whose waiters all wake
-	// on every stored block; a few at a time keeps that cheap.
+	// Blocks no connection serves go through Get and the replicator, a
+	// few at a time.
 	fallback := make(chan struct{}, 4)
 	work := make(chan uint64)
 	var wg sync.WaitGroup

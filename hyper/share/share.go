@@ -391,11 +391,13 @@ type Progress struct {
 	Path string
 }
 
-// DefaultReadAhead is how many blocks a fetch keeps requested ahead of
-// the one it writes. Measured on loopback (256 MB, Go to Go): 1 block gives
-// about 37 MB/s (a round trip per block), 2 to 8 about 80-90 MB/s, and
-// more gets slower again, because hyper/core wakes every waiting Get on
-// each block that arrives.
+// DefaultReadAhead is how many blocks a fetch through Get keeps requested
+// ahead of the one it writes. Measured on loopback (256 MB, Go to Go): 1
+// block gives about 37 MB/s (a round trip per block), 2 to 8 about 80-90
+// MB/s; more did not help, as the replicator verifies the blocks one at a
+// time on the connection's reader. A fetch given connections
+// (FetchOptions.Conns) uses peer.Download instead, which does not wait on
+// Get at all.
 const DefaultReadAhead = 8
 
 // FetchOptions configure Fetch.
