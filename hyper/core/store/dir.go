@@ -108,8 +108,9 @@ type Dir struct {
 	leading bool
 }
 
-// pendingCommit is a Commit waiting in the queue; err is sent on done
-// once it is durable (nil) or has failed.
+// pendingCommit is a Commit waiting in the queue; done receives nil once
+// it is durable, its error if it failed, or errLead when it is to lead
+// the next group.
 type pendingCommit struct {
 	b    *Batch
 	done chan error
@@ -548,22 +549,34 @@ func (d *Dir) Commit(b *Batch) error {
 	p := &pendingCommit{b: b, done: make(chan error, 1)}
 	d.qmu.Lock()
 	d.queue = append(d.queue, p)
-	if d.leading {
-		d.qmu.Unlock()
-		return <-p.done
-	}
+	lead := !d.leading
 	d.leading = true
-	for len(d.queue) > 0 {
-		group := d.queue
-		d.queue = nil
-		d.qmu.Unlock()
-		d.commitGroup(group)
-		d.qmu.Lock()
+	d.qmu.Unlock()
+	if !lead {
+		if err := <-p.done; err != errLead {
+			return err
+		}
 	}
-	d.leading = false
+	// Lead one group: everything queued so far, p included. Then pass the
+	// lead to the oldest commit queued meanwhile, so that no caller keeps
+	// committing for others indefinitely.
+	d.qmu.Lock()
+	group := d.queue
+	d.queue = nil
+	d.qmu.Unlock()
+	d.commitGroup(group)
+	d.qmu.Lock()
+	if len(d.queue) > 0 {
+		d.queue[0].done <- errLead
+	} else {
+		d.leading = false
+	}
 	d.qmu.Unlock()
 	return <-p.done
 }
+
+// errLead tells a queued Commit to lead the next group.
+var errLead = errors.New("store: lead the next group commit")
 
 // staged is one commit of a group, encoded.
 type staged struct {
