@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -93,6 +94,18 @@ func ext4Used(img string) (int64, error) {
 // build that the guest can run too.
 type benchSeeder struct {
 	bin, link, addr string
+	exited          chan error // gets the seeder's exit, if it ends early
+}
+
+// alive says whether the seeder still runs, or how it ended.
+func (s benchSeeder) alive() error {
+	select {
+	case err := <-s.exited:
+		s.exited <- err
+		return fmt.Errorf("hyperos share exited: %v", err)
+	default:
+		return nil
+	}
 }
 
 func startSeeder(b *testing.B, img string) benchSeeder {
@@ -104,7 +117,7 @@ func startSeeder(b *testing.B, img string) benchSeeder {
 	if out, err := build.CombinedOutput(); err != nil {
 		b.Fatalf("build hyperos: %v\n%s", err, out)
 	}
-	s := benchSeeder{bin: bin, addr: fmt.Sprintf("127.0.0.1:%d", vmtest.FreePort(b))}
+	s := benchSeeder{bin: bin, addr: fmt.Sprintf("127.0.0.1:%d", vmtest.FreePort(b)), exited: make(chan error, 1)}
 	cmd := exec.Command(bin, "share", img, "--listen", s.addr)
 	cmd.Env = append(os.Environ(), "HYPEROS_HOME="+b.TempDir())
 	cmd.Stderr = os.Stderr
@@ -116,16 +129,19 @@ func startSeeder(b *testing.B, img string) benchSeeder {
 	if err := cmd.Start(); err != nil {
 		b.Fatalf("hyperos share: %v", err)
 	}
-	b.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
 	r := bufio.NewReader(out)
 	line, err := r.ReadString('\n')
 	if err != nil {
 		b.Fatalf("hyperos share printed no link: %v", err)
 	}
-	go io.Copy(io.Discard, r)
+	go func() {
+		io.Copy(io.Discard, r)
+		s.exited <- cmd.Wait()
+	}()
+	b.Cleanup(func() {
+		cmd.Process.Kill()
+		<-s.exited
+	})
 	s.link = strings.TrimSpace(line)
 	b.Logf("hyperos share published %s in %s", s.link, time.Since(start).Round(time.Millisecond))
 	return s
@@ -343,7 +359,10 @@ func BenchmarkLiveBoot1G(b *testing.B) {
 	b.Logf("image %s: %d MB file, %d MB used by files", img, fi.Size()>>20, used>>20)
 
 	sd := startSeeder(b, img)
-	proxy, err := netshape.Listen("127.0.0.1:0", sd.addr, benchLink)
+	// Each connection's end is logged, for a benchmark that fails on one.
+	cfg := benchLink
+	cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	proxy, err := netshape.Listen("127.0.0.1:0", sd.addr, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -371,7 +390,7 @@ func BenchmarkLiveBoot1G(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		lives = append(lives, liveRun(g, proxy, sd.link, peer, fmt.Sprintf("live-%d", i)))
-		fulls = append(fulls, fullRun(g, proxy, sd.link, peer, fmt.Sprintf("full-%d", i), v.Driver.Pid()))
+		fulls = append(fulls, fullRun(g, proxy, sd, peer, fmt.Sprintf("full-%d", i), v.Driver.Pid()))
 	}
 	b.StopTimer()
 
@@ -414,6 +433,11 @@ func BenchmarkLiveBoot1G(b *testing.B) {
 	b.ReportMetric(fr.dl.mean/mb, "full_link_MB/s")
 	b.ReportMetric(hostGet.Seconds(), "host_get_s")
 	b.ReportMetric(fr.dl.qemuCPU*100, "qemu_cpu_pct")
+	// The download as the link alone allows it, plus the measured boot:
+	// the ratio with the guest's emulated CPU taken out of the download
+	// (not out of the live boot, which it slows too).
+	linkBound := hostGet + fr.boot
+	b.ReportMetric(linkBound.Seconds()/lr.d.Seconds(), "ratio_linkbound")
 
 	verdict := func(ok bool) string {
 		if ok {
@@ -435,6 +459,8 @@ func BenchmarkLiveBoot1G(b *testing.B) {
 	fmt.Fprintf(&sb, "%-28s %12.1f s\n", "  of which boot", fr.boot.Seconds())
 	fmt.Fprintf(&sb, "%-28s %12.1f s   %.1f MB/s: what the link allows with a native CPU\n", "hyperos get on the host", hostGet.Seconds(),
 		float64(fi.Size())/1e6/hostGet.Seconds())
+	fmt.Fprintf(&sb, "%-28s %12.1f s   host download + measured boot: %.1f× the live boot\n", "link-bound download, then boot",
+		linkBound.Seconds(), linkBound.Seconds()/lr.d.Seconds())
 	fmt.Fprintf(&sb, "live boot is %.1f× faster to a shell (goal ≥ 5×: %s) and fetched %.1f%% of the image (goal < 10%%: %s)\n",
 		ratio, verdict(ratio >= 5), pct, verdict(pct < 10))
 	fmt.Fprintf(&sb, "the container's own boot time (nspawn start to systemd running): %.1f s\n", lr.bootSeconds)
@@ -471,16 +497,34 @@ wait_shell %[3]s %[4]s || { cat /run/bench-%[3]s.log; exit 1; }`, link, peer, na
 // own (nothing from the live run is reused: that container was removed and
 // the page cache dropped), then boots the local file with systemd-nspawn,
 // as the container does but without the lazy layer.
-func fullRun(g guest, proxy *netshape.Proxy, link, peer, name string, qemuPid int) fullResult {
+func fullRun(g guest, proxy *netshape.Proxy, sd benchSeeder, peer, name string, qemuPid int) fullResult {
 	g.b.Helper()
 	const dir = "/var/lib/hyperos/bench"
 	file := fmt.Sprintf("%s/%s.img", dir, name)
 	g.run(fmt.Sprintf("rm -rf %s/home-%s %s; sync; echo 3 > /proc/sys/vm/drop_caches", dir, name, file))
-	before := proxy.Stats()
-	s := startSampler(proxy, qemuPid)
-	out, download := g.run(fmt.Sprintf("HYPEROS_HOME=%s/home-%s %s/hyperos get %s %s --peer %s --quiet 2>&1", dir, name, dir, link, file, peer))
-	dl := s.finish()
-	g.b.Logf("full: download %s (%s)", download.Round(time.Millisecond), strings.TrimSpace(out))
+	get := fmt.Sprintf("rm -rf %s/home-%s %s; HYPEROS_HOME=%[1]s/home-%[2]s %[1]s/hyperos get %[4]s %[3]s --peer %[5]s --quiet 2>&1; echo \"exit $?\"",
+		dir, name, file, sd.link, peer)
+	var before netshape.Stats
+	var dl sample
+	var out string
+	var download time.Duration
+	// One retry, reported: a connection the seeder dropped at the start
+	// was seen once and is not what this benchmark measures.
+	for try := 1; ; try++ {
+		before = proxy.Stats()
+		s := startSampler(proxy, qemuPid)
+		out, download = g.run(get)
+		dl = s.finish()
+		out = strings.TrimSpace(out)
+		if strings.HasSuffix(out, "exit 0") {
+			break
+		}
+		if try == 2 {
+			g.b.Fatalf("hyperos get in the guest failed twice; last after %s: %s (seeder: %v)", download, out, sd.alive())
+		}
+		g.b.Logf("full: hyperos get in the guest failed after %s, trying once more: %s (seeder: %v)", download.Round(time.Millisecond), out, sd.alive())
+	}
+	g.b.Logf("full: download %s (%s)", download.Round(time.Millisecond), out)
 	rc := "/run/bench-" + name + ".rc"
 	out, boot := g.run(waitShell + fmt.Sprintf(`systemd-run --quiet --collect --unit=bench-%[1]s --property=KillMode=mixed sh -c 'systemd-nspawn --quiet --image=%[2]s --machine=%[1]s --register=yes --keep-unit --boot; echo $? > %[3]s'
 wait_shell %[1]s %[3]s || { journalctl -u bench-%[1]s --no-pager | tail -40; exit 1; }`, name, file, rc))

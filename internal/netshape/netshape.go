@@ -22,6 +22,7 @@
 package netshape
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -45,6 +46,10 @@ type Config struct {
 	// Chunk is the most bytes read (and so scheduled) at once; smaller
 	// chunks follow the rate more smoothly. 0 means DefaultChunk.
 	Chunk int
+	// Log receives each connection's end (Debug, with its bytes and
+	// error) and failures to reach the target (Warn); nil means
+	// slog.Default().
+	Log *slog.Logger
 }
 
 // Defaults for Config's zero fields.
@@ -165,7 +170,7 @@ func Serve(ln net.Listener, dial func(ctx context.Context) (net.Conn, error), cf
 	p := &Proxy{
 		cfg: cfg, ln: ln, dial: dial,
 		up: newBucket(cfg.Rate, cfg.Burst), down: newBucket(cfg.Rate, cfg.Burst),
-		log: slog.Default().With("proxy", ln.Addr().String()),
+		log: cmp.Or(cfg.Log, slog.Default()).With("proxy", ln.Addr().String()),
 		ctx: ctx, cancel: cancel, open: map[net.Conn]struct{}{},
 	}
 	p.wg.Add(1)
@@ -251,19 +256,26 @@ func (p *Proxy) handle(c net.Conn) {
 	defer u.Close()
 	var wg sync.WaitGroup
 	wg.Add(2)
+	var upN, downN atomic.Int64
+	var errs [2]error
+	defer func() {
+		p.log.Debug("netshape: connection ended", "client", c.RemoteAddr().String(),
+			"up", upN.Load(), "down", downN.Load(), "err", errors.Join(errs[:]...))
+	}()
 	// One direction broken ends the connection both ways, as a reset would.
 	abort := func() {
 		c.Close()
 		u.Close()
 	}
-	pump := func(dst, src net.Conn, b *bucket, n *atomic.Int64) {
+	pump := func(dst, src net.Conn, b *bucket, total, n *atomic.Int64, errp *error) {
 		defer wg.Done()
-		if err := p.pipe(dst, src, b, n, abort); err != nil {
+		if err := p.pipe(dst, src, b, total, n, abort); err != nil {
+			*errp = err
 			abort()
 		}
 	}
-	go pump(u, c, p.up, &p.upN)
-	go pump(c, u, p.down, &p.downN)
+	go pump(u, c, p.up, &p.upN, &upN, &errs[0])
+	go pump(c, u, p.down, &p.downN, &downN, &errs[1])
 	wg.Wait()
 }
 
@@ -276,7 +288,7 @@ type chunk struct {
 // pipe carries src's bytes to dst over one direction of the link until src
 // ends (then it half-closes dst) or either side fails; a failed write calls
 // abort, which must make src's Read return.
-func (p *Proxy) pipe(dst, src net.Conn, b *bucket, counter *atomic.Int64, abort func()) error {
+func (p *Proxy) pipe(dst, src net.Conn, b *bucket, total, conn *atomic.Int64, abort func()) error {
 	// In flight at once: at most the bandwidth-delay product plus a burst,
 	// in chunks; the channel's capacity never limits the rate below that.
 	inflight := 64
@@ -286,7 +298,7 @@ func (p *Proxy) pipe(dst, src net.Conn, b *bucket, counter *atomic.Int64, abort 
 	}
 	q := make(chan chunk, inflight)
 	werr := make(chan error, 1)
-	go func() { werr <- deliver(dst, q, counter, abort) }()
+	go func() { werr <- deliver(dst, q, total, conn, abort) }()
 
 	var rerr error
 	for {
@@ -303,7 +315,7 @@ func (p *Proxy) pipe(dst, src net.Conn, b *bucket, counter *atomic.Int64, abort 
 		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
-				rerr = err
+				rerr = fmt.Errorf("read %s: %w", src.RemoteAddr(), err)
 			}
 			break
 		}
@@ -323,7 +335,7 @@ func (p *Proxy) pipe(dst, src net.Conn, b *bucket, counter *atomic.Int64, abort 
 
 // deliver writes each chunk to dst when it is due, in order. After a failed
 // write it calls abort and drains q, so that the reader never blocks on it.
-func deliver(dst io.Writer, q <-chan chunk, counter *atomic.Int64, abort func()) error {
+func deliver(dst io.Writer, q <-chan chunk, total, conn *atomic.Int64, abort func()) error {
 	var failed error
 	for c := range q {
 		if failed != nil {
@@ -333,9 +345,10 @@ func deliver(dst io.Writer, q <-chan chunk, counter *atomic.Int64, abort func())
 			time.Sleep(d)
 		}
 		n, err := dst.Write(c.b)
-		counter.Add(int64(n))
+		total.Add(int64(n))
+		conn.Add(int64(n))
 		if err != nil {
-			failed = err
+			failed = fmt.Errorf("write: %w", err)
 			abort()
 		}
 	}
