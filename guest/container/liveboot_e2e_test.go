@@ -6,11 +6,15 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -54,6 +58,8 @@ func share(t *testing.T, img string) *seeder {
 func (s *seeder) start() {
 	s.cmd = exec.Command(s.bin, "share", s.img, "--listen", fmt.Sprintf("127.0.0.1:%d", s.port))
 	s.cmd.Env = append(os.Environ(), "HYPEROS_HOME="+s.home)
+	// A test killed by its timeout must not leave a seeder behind.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := s.cmd.StdoutPipe()
 	if err != nil {
 		s.t.Fatal(err)
@@ -86,6 +92,36 @@ func (s *seeder) stop() {
 		s.cmd.Process.Kill()
 		s.cmd.Wait()
 	}
+}
+
+// gatedProxy forwards connections on a new port to addr, each once gate is
+// closed, and returns the port.
+func gatedProxy(t *testing.T, addr string, gate <-chan struct{}) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				<-gate
+				up, err := net.Dial("tcp", addr)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go func() { io.Copy(up, c); up.Close() }()
+				io.Copy(c, up)
+			}()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // containerState reads one container's state from `container ls --json` in the VM.
@@ -191,11 +227,13 @@ func TestLiveBoot(t *testing.T) {
 		vmtest.Contains(t, "boot after the seeder came back", out, "late live-booted in")
 		v.On(t).Run("hyperos-guest container rm late")
 	})
-	t.Run("FromANodeSeeder", func(t *testing.T) {
-		// The same image published by a real Node.js Hyperdrive: the VM fetches
-		// every block from Node.
+	t.Run("FromANodeSeederBesideATamperer", func(t *testing.T) {
+		// The same image published by a real Node.js Hyperdrive, which also
+		// serves it on a second port as a hostile peer flipping a byte in every
+		// block it sends. The VM must drop that peer, store nothing it sent,
+		// and boot from the honest one.
 		node := nodetest.Require(t)
-		cmd := nodetest.Command(t, node, "container-seed.js", img, "debian.img")
+		cmd := nodetest.Command(t, node, "container-seed.js", img, "debian.img", "--tamper")
 		cmd.Stderr = os.Stderr
 		in, _ := cmd.StdinPipe()
 		out, _ := cmd.StdoutPipe()
@@ -203,18 +241,102 @@ func TestLiveBoot(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer func() { in.Close(); cmd.Wait() }()
+		dec := json.NewDecoder(out)
 		var seeded struct {
-			Key  string `json:"key"`
-			Port int    `json:"port"`
+			Key        string `json:"key"`
+			Port       int    `json:"port"`
+			TamperPort int    `json:"tamper_port"`
 		}
-		if err := json.NewDecoder(out).Decode(&seeded); err != nil {
+		if err := dec.Decode(&seeded); err != nil {
 			t.Fatalf("node seeder: %v", err)
 		}
+		var tampered atomic.Int64
+		go func() {
+			for {
+				var n struct{ Tampered int64 }
+				if dec.Decode(&n) != nil {
+					return
+				}
+				tampered.Store(n.Tampered)
+			}
+		}()
 		nodeLink := "hyper://" + seeded.Key + "/debian.img"
-		got := v.On(t).Run(fmt.Sprintf("hyperos-guest container boot %s --peer 10.0.2.2:%d --name from-node 2>&1", nodeLink, seeded.Port))
+		// The honest peer is reached through a gate that opens only once the
+		// tamperer has sent a bad block, so the tamperer is surely asked.
+		gate := make(chan struct{})
+		honest := gatedProxy(t, fmt.Sprintf("127.0.0.1:%d", seeded.Port), gate)
+		go func() {
+			for tampered.Load() == 0 {
+				time.Sleep(50 * time.Millisecond)
+			}
+			close(gate)
+		}()
+		// --prefetch then fetches the whole image in the background.
+		got := v.On(t).Run(fmt.Sprintf("hyperos-guest container boot %s --peer 10.0.2.2:%d --peer 10.0.2.2:%d --name from-node --prefetch 2>&1",
+			nodeLink, seeded.TamperPort, honest))
 		vmtest.Contains(t, "boot from node", got, "from-node live-booted in")
 		vmtest.Contains(t, "inside", v.On(t).Run("systemd-run -M from-node --wait --pipe --quiet cat /etc/debian_version"), "12.")
+		if tampered.Load() == 0 {
+			t.Fatal("the tampering peer was never asked for a block: the test proves nothing")
+		}
+		// Once the whole image is cached, the cache (what the VM keeps of the
+		// image, apart from the container's own writes, which go to the
+		// overlay) is byte for byte the published image.
+		for i := 0; ; i++ {
+			st := containerState(t, v, "from-node")
+			if st.Stats.Cached == st.Stats.Size {
+				break
+			}
+			if i == 600 {
+				t.Fatalf("the prefetch did not finish: %+v", st.Stats)
+			}
+			time.Sleep(time.Second)
+		}
+		want, err := exec.Command("sha256sum", img).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := v.On(t).Run("sha256sum /var/lib/hyperos/containers/from-node/image/cache.data")
+		if strings.Fields(sum)[0] != strings.Fields(string(want))[0] {
+			t.Fatalf("the image cached in the VM differs from the published one: %s, want %s", sum, want)
+		}
+		log := v.On(t).Run("journalctl -u hyperos-container-from-node --no-pager | grep -c 'invalid checksum' || true")
+		t.Logf("tampered blocks sent: %d; guest log lines about bad checksums: %s", tampered.Load(), strings.TrimSpace(log))
 		v.On(t).Run("hyperos-guest container rm from-node")
+	})
+	t.Run("NewVersionReported", func(t *testing.T) {
+		// A directory holding the image is shared and booted; then a file is
+		// added and the directory shared again: the running container keeps
+		// its version and the guest reports the new one.
+		dir := t.TempDir()
+		if out, err := exec.Command("cp", "--reflink=auto", "--sparse=always", img, filepath.Join(dir, "debian.img")).CombinedOutput(); err != nil {
+			t.Fatalf("copy the image: %v: %s", err, out)
+		}
+		ds := share(t, dir)
+		dlink := strings.TrimSuffix(ds.link, "/") + "/debian.img"
+		dpeer := fmt.Sprintf("--peer 10.0.2.2:%d", ds.port)
+		vmtest.Contains(t, "boot", v.On(t).Run("hyperos-guest container boot "+dlink+" "+dpeer+" --name nv 2>&1"), "nv live-booted in")
+		before := containerState(t, v, "nv").Version
+		if err := os.WriteFile(filepath.Join(dir, "NEWS"), []byte("a new version\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ds.stop()
+		ds.start() // publishes the change, same link
+		for i := 0; ; i++ {
+			st := containerState(t, v, "nv")
+			if st.NewVersion > before {
+				if st.Version != before || st.Phase != container.Running {
+					t.Fatalf("the running container changed: %+v", st)
+				}
+				break
+			}
+			if i == 120 {
+				t.Fatalf("no new version reported: %+v", st)
+			}
+			time.Sleep(time.Second)
+		}
+		vmtest.Contains(t, "event", v.On(t).Run("grep new-version /run/hyperos/events.jsonl"), `"container":"nv"`)
+		v.On(t).Run("hyperos-guest container rm nv")
 	})
 	t.Run("EventsRecorded", func(t *testing.T) {
 		out := v.On(t).Run("cat /run/hyperos/events.jsonl")
