@@ -138,7 +138,8 @@ func nodeFetchFrom(b *testing.B, key link.Key, addr string) (time.Duration, stri
 // direction, side by side in one run, and reports MB/s and the ratio to
 // Node → Node. Readers keep blocks in memory, as the Node reader's
 // RAM-backed page cache effectively does; "go-go-disk" adds the cost of
-// Go's crash-safe store (fsync per verified block) and writing the file.
+// Go's crash-safe store (the blocks verified meanwhile share each fsync)
+// and writing the file.
 func BenchmarkReplicate(b *testing.B) {
 	requireNode(b)
 	want := patternSHA(benchSize)
