@@ -197,9 +197,9 @@ func (d *Driver) Start(ctx context.Context) error {
 	var lastErr error
 	for i, accel := range accels {
 		last := i == len(accels)-1
-		if err := d.launch(ctx, bin, accel); err != nil {
+		if err := d.launchRetrying(ctx, bin, accel); err != nil {
 			lastErr = err
-			if last {
+			if last || !accelFailure(err) {
 				return err
 			}
 			d.Log.Warn("hardware acceleration failed, falling back to TCG", "accel", accel, "err", err, "hint", accelHint(accel))
@@ -225,6 +225,57 @@ func (d *Driver) Start(ctx context.Context) error {
 	return lastErr
 }
 
+// launchError is QEMU failing to start: what it printed, apart from how it
+// exited, so that the cause can be told.
+type launchError struct {
+	accel  string
+	err    error
+	stderr string
+}
+
+func (e *launchError) Error() string {
+	return fmt.Sprintf("qemu (%s): %v: %s", e.accel, e.err, e.stderr)
+}
+
+func (e *launchError) Unwrap() error { return e.err }
+
+// accelFailure tells a QEMU that failed because of its accelerator (worth a
+// retry under TCG) from one that failed for another reason, such as a port in
+// use, which TCG would not fix and a silent fallback would only slow down.
+func accelFailure(err error) bool {
+	var le *launchError
+	if !errors.As(err, &le) {
+		return false
+	}
+	msg := strings.ToLower(le.stderr)
+	for _, w := range []string{"kvm", "hvf", "whpx", "accel", "hypervisor", "msr", "virtualization", "hv_error"} {
+		if strings.Contains(msg, w) {
+			return true
+		}
+	}
+	// QEMU that dies without a word under a hardware accelerator is most
+	// likely the accelerator too.
+	return msg == ""
+}
+
+// launchRetrying is launch, tried again for a few seconds while the SSH port
+// is still held: a VM killed and started again at once may find its forward
+// not yet released.
+func (d *Driver) launchRetrying(ctx context.Context, bin, accel string) error {
+	for i := 0; ; i++ {
+		err := d.launch(ctx, bin, accel)
+		var le *launchError
+		if err == nil || i == 20 || !errors.As(err, &le) || !strings.Contains(le.stderr, "host forwarding") {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
 func (d *Driver) launch(ctx context.Context, bin, accel string) error {
 	args, err := d.Args(accel)
 	if err != nil {
@@ -242,7 +293,7 @@ func (d *Driver) launch(ctx context.Context, bin, accel string) error {
 	}
 	var stderr bytes.Buffer
 	if err := startDetached(ctx, bin, args, &stderr); err != nil {
-		return fmt.Errorf("qemu (%s): %w: %s", accel, err, strings.TrimSpace(stderr.String()))
+		return &launchError{accel: accel, err: err, stderr: strings.TrimSpace(stderr.String())}
 	}
 	return nil
 }

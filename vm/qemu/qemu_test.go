@@ -1,6 +1,7 @@
 package qemu
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -96,5 +97,25 @@ func TestAccelNoteSkipsHardwareAfterAHang(t *testing.T) {
 	d.noteHWBroken()
 	if got := d.accelerators(); len(got) != 1 || got[0] != "tcg" {
 		t.Fatalf("after a noted hang: %v", got)
+	}
+}
+
+func TestAccelFailure(t *testing.T) {
+	for stderr, want := range map[string]bool{
+		"qemu-system-x86_64: error: failed to set MSR 0x10a to 0x69":               true,
+		"Could not access KVM kernel module: Permission denied":                    true,
+		"qemu-system-x86_64: -accel whpx: WHPX: No accelerator found, hr=00000000": true,
+		"qemu-system-aarch64: -accel hvf: Error: HV_ERROR":                         true,
+		"": true,
+		"qemu-system-x86_64: -netdev user,id=net0,hostfwd=tcp:127.0.0.1:36483-:22: Could not set up host forwarding rule 'tcp:127.0.0.1:36483-:22'": false,
+		"qemu-system-x86_64: -drive file=/x/data.img: Could not open '/x/data.img': No such file or directory":                                      false,
+	} {
+		err := &launchError{accel: "kvm", err: errors.New("exit status 1"), stderr: stderr}
+		if got := accelFailure(err); got != want {
+			t.Errorf("%q: accelFailure = %v, want %v", stderr, got, want)
+		}
+	}
+	if accelFailure(errors.New("kvm")) {
+		t.Error("an error that is not QEMU's own counts")
 	}
 }
