@@ -20,13 +20,13 @@ var haveChachaAsm = cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL
 //go:noescape
 func chachaXOR512(dst, src *byte, n int, state *[16]uint32)
 
-// chachaBulk XORs the longest prefix of p that is a multiple of 512
-// bytes with the ChaCha20 keystream of key and nonce from block counter
-// on, in place, and returns its length: 0 without the assembly.
-func chachaBulk(p []byte, key *[32]byte, nonce *[12]byte, counter uint32) int {
-	n := len(p) / 512
-	if !haveChachaAsm || n == 0 {
-		return 0
+// chachaXOR XORs p in place with the ChaCha20 keystream of key and nonce
+// from block counter on, and reports whether it could: without the
+// assembly it does nothing and returns false. A tail shorter than 512
+// bytes goes through a chunk on the stack.
+func chachaXOR(p []byte, key *[32]byte, nonce *[12]byte, counter uint32) bool {
+	if !haveChachaAsm {
+		return false
 	}
 	st := [16]uint32{0x61707865, 0x3320646e, 0x79622d32, 0x6b206574}
 	for i := 0; i < 8; i++ {
@@ -36,6 +36,15 @@ func chachaBulk(p []byte, key *[32]byte, nonce *[12]byte, counter uint32) int {
 	for i := 0; i < 3; i++ {
 		st[13+i] = binary.LittleEndian.Uint32(nonce[4*i:])
 	}
-	chachaXOR512(&p[0], &p[0], n, &st)
-	return n * 512
+	full := len(p) / 512
+	if full > 0 {
+		chachaXOR512(&p[0], &p[0], full, &st) // advances st[12]
+	}
+	if rest := p[full*512:]; len(rest) > 0 {
+		var chunk [512]byte
+		copy(chunk[:], rest)
+		chachaXOR512(&chunk[0], &chunk[0], 1, &st)
+		copy(rest, chunk[:len(rest)])
+	}
+	return true
 }

@@ -133,15 +133,16 @@ func (s *ssState) aeadFor() cipher.AEAD {
 // keystream returns ChaCha20 blocks 0 and 1 for the current key and nonce:
 // the Poly1305 key and the keystream the tag block is encrypted with.
 func (s *ssState) keystream() (ks [128]byte) {
-	s.cipher(0).XORKeyStream(ks[:], ks[:])
+	if !chachaXOR(ks[:], &s.k, &s.nonce, 0) {
+		s.cipher(0).XORKeyStream(ks[:], ks[:])
+	}
 	return ks
 }
 
 // xorFrom XORs p in place with the keystream from block counter on.
 func (s *ssState) xorFrom(p []byte, counter uint32) {
-	n := chachaBulk(p, &s.k, &s.nonce, counter)
-	if n < len(p) {
-		s.cipher(counter+uint32(n/64)).XORKeyStream(p[n:], p[n:])
+	if !chachaXOR(p, &s.k, &s.nonce, counter) {
+		s.cipher(counter).XORKeyStream(p, p)
 	}
 }
 
