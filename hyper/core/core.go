@@ -717,12 +717,26 @@ var ErrManifestMismatch = errors.New("core: manifest does not match key")
 // afterwards. The block's leaf hash is computed before the core is
 // locked, so that several goroutines applying blocks hash them in
 // parallel.
-func (c *Core) Apply(d *wire.Data) (err error) {
+func (c *Core) Apply(d *wire.Data) error {
 	var leaf *[32]byte
 	if d.Block != nil {
 		h := merkle.LeafHash(d.Block.Value)
 		leaf = &h
 	}
+	return c.apply(d, leaf)
+}
+
+// ApplyHashed is Apply for a caller that has hashed the block already:
+// leaf must be merkle.LeafHash(d.Block.Value) (merkle.LeafHashes hashes
+// two blocks in the time of one).
+func (c *Core) ApplyHashed(d *wire.Data, leaf [32]byte) error {
+	if d.Block == nil {
+		return c.apply(d, nil)
+	}
+	return c.apply(d, &leaf)
+}
+
+func (c *Core) apply(d *wire.Data, leaf *[32]byte) (err error) {
 	if d.Upgrade == nil {
 		if done, err := c.applyBlock(d, leaf); done {
 			return err

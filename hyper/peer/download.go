@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 
@@ -95,6 +96,8 @@ func Download(ctx context.Context, cc *corestore.Core, conns []*Conn, start, end
 	// Blocks no connection serves go through Get and the replicator, a
 	// few at a time.
 	fallback := make(chan struct{}, 4)
+	hasher := newPairHasher(runtime.GOMAXPROCS(0))
+	defer hasher.stop()
 	work := make(chan uint64)
 	var wg sync.WaitGroup
 	var bad sync.Map // *Conn → true once it failed a request
@@ -103,7 +106,7 @@ func Download(ctx context.Context, cc *corestore.Core, conns []*Conn, start, end
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				value, err := fetchOne(ctx, cc, conns, &bad, fallback, i, o.Timeout)
+				value, err := fetchOne(ctx, cc, conns, &bad, fallback, hasher, i, o.Timeout)
 				if err != nil {
 					cancel(err)
 					return
@@ -143,9 +146,68 @@ feed:
 	return nil
 }
 
+// pairHasher computes leaf hashes for Download's workers on a few
+// goroutines of its own, two blocks at a time whenever two are waiting
+// (merkle.LeafHashes), which is whenever hashing is what holds the
+// download back.
+type pairHasher struct {
+	q    chan *hashReq
+	quit chan struct{}
+}
+
+type hashReq struct {
+	value []byte
+	leaf  [32]byte
+	done  chan struct{}
+}
+
+func newPairHasher(n int) *pairHasher {
+	p := &pairHasher{q: make(chan *hashReq), quit: make(chan struct{})}
+	for range n {
+		go p.run()
+	}
+	return p
+}
+
+func (p *pairHasher) run() {
+	for {
+		var r *hashReq
+		select {
+		case r = <-p.q:
+		case <-p.quit:
+			return
+		}
+		batch := []*hashReq{r}
+		select {
+		case r2 := <-p.q:
+			batch = append(batch, r2)
+		default:
+		}
+		values := make([][]byte, len(batch))
+		for i, r := range batch {
+			values[i] = r.value
+		}
+		for i, h := range merkle.LeafHashes(values) {
+			batch[i].leaf = h
+			close(batch[i].done)
+		}
+	}
+}
+
+// hash returns merkle.LeafHash(value).
+func (p *pairHasher) hash(value []byte) [32]byte {
+	r := &hashReq{value: value, done: make(chan struct{})}
+	p.q <- r
+	<-r.done
+	return r.leaf
+}
+
+// stop ends the hashing goroutines; hash must not be called after it.
+func (p *pairHasher) stop() { close(p.quit) }
+
 // fetchOne gets block i from the first connection that serves it, then
 // falls back to the replicator. It returns the block.
-func fetchOne(ctx context.Context, cc *corestore.Core, conns []*Conn, bad *sync.Map, fallback chan struct{}, i uint64, timeout time.Duration) ([]byte, error) {
+func fetchOne(ctx context.Context, cc *corestore.Core, conns []*Conn, bad *sync.Map, fallback chan struct{}, hasher *pairHasher, i uint64, timeout time.Duration) ([]byte, error) {
 	for k := range conns {
 		c := conns[(int(i%uint64(len(conns)))+k)%len(conns)]
 		if _, isBad := bad.Load(c); isBad || cc.Has(i) {
@@ -177,7 +239,7 @@ func fetchOne(ctx context.Context, cc *corestore.Core, conns []*Conn, bad *sync.
 		}
 		t.Stop()
 		if err == nil {
-			if value, err = c.applyDownload(cc, d); err == nil {
+			if value, err = c.applyDownload(cc, d, hasher); err == nil {
 				return value, nil
 			}
 		}
@@ -283,8 +345,8 @@ func (chn *channel) onDownload(d *wire.Data) bool {
 
 // applyDownload verifies and stores the answer to a block request sent on
 // c, and returns the block. Data that does not verify drops c.
-func (c *Conn) applyDownload(cc *corestore.Core, d *wire.Data) ([]byte, error) {
-	if err := cc.Apply(d); err != nil {
+func (c *Conn) applyDownload(cc *corestore.Core, d *wire.Data, hasher *pairHasher) ([]byte, error) {
+	if err := cc.ApplyHashed(d, hasher.hash(d.Block.Value)); err != nil {
 		if remoteFault(err) {
 			c.fail(fmt.Errorf("%w: core %x: %w", ErrMisbehaved, cc.DiscoveryKey(), err))
 		}
