@@ -96,7 +96,7 @@ func Download(ctx context.Context, cc *corestore.Core, conns []*Conn, start, end
 	// Blocks no connection serves go through Get and the replicator, a
 	// few at a time.
 	fallback := make(chan struct{}, 4)
-	hasher := newPairHasher(runtime.GOMAXPROCS(0))
+	hasher := newPairHasher(1)
 	defer hasher.stop()
 	work := make(chan uint64)
 	var wg sync.WaitGroup
@@ -178,10 +178,15 @@ func (p *pairHasher) run() {
 			return
 		}
 		batch := []*hashReq{r}
-		select {
-		case r2 := <-p.q:
-			batch = append(batch, r2)
-		default:
+		for try := 0; try < 2 && len(batch) == 1; try++ {
+			select {
+			case r2 := <-p.q:
+				batch = append(batch, r2)
+			default:
+				// Let the reader and the workers run once: the next
+				// block is often about to be submitted.
+				runtime.Gosched()
+			}
 		}
 		values := make([][]byte, len(batch))
 		for i, r := range batch {
