@@ -179,13 +179,15 @@ func (p *pairHasher) run() {
 		}
 		batch := []*hashReq{r}
 		for try := 0; try < 2 && len(batch) == 1; try++ {
+			if try > 0 {
+				// Let the reader and the workers run once: the next
+				// block is often about to be submitted.
+				runtime.Gosched()
+			}
 			select {
 			case r2 := <-p.q:
 				batch = append(batch, r2)
 			default:
-				// Let the reader and the workers run once: the next
-				// block is often about to be submitted.
-				runtime.Gosched()
 			}
 		}
 		values := make([][]byte, len(batch))
