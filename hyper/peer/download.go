@@ -16,12 +16,14 @@ import (
 
 // Download is the bulk path, like Node's core.download({start, end}): it
 // sends block requests itself, straight on the connections' channels, and
-// hands each answer to core.Apply, which verifies it before storing it.
+// hands each answer to the core (Core.ApplyHashed), which verifies it
+// before storing it.
 //
 // It exists because fetching a large file through Core.Get goes through
 // the replicator, which asks one peer at a time for what the Gets in
 // flight want; Download keeps `window` requests in flight across all
-// connections itself, and verifies the answers on as many goroutines.
+// connections itself, hashes the answers' blocks two at a time off the
+// connections' readers, and applies them on its workers.
 //
 // Its request ids start at dlFirstID, far above the ids hyper/core's peer
 // uses (it counts from 1 and reuses freed ones), so answers are told apart
@@ -32,8 +34,8 @@ const dlFirstID = 1 << 40
 
 // dlResult answers one of Download's requests: the data, not yet
 // verified, or why there is none. The reader goroutine only routes the
-// answer; the waiting goroutine verifies and stores it, so that blocks
-// arriving on one connection are hashed on several cores.
+// answer; the waiting goroutine has it hashed and then verifies and
+// stores it.
 type dlResult struct {
 	data *wire.Data
 	err  error
@@ -146,10 +148,11 @@ feed:
 	return nil
 }
 
-// pairHasher computes leaf hashes for Download's workers on a few
-// goroutines of its own, two blocks at a time whenever two are waiting
-// (merkle.LeafHashes), which is whenever hashing is what holds the
-// download back.
+// pairHasher computes leaf hashes for Download's workers on goroutines of
+// its own (Download runs one), two blocks at a time whenever two are
+// waiting (merkle.LeafHashes, about as fast for two blocks as for one):
+// when hashing is what holds the download back, requests queue up and
+// pair.
 type pairHasher struct {
 	q    chan *hashReq
 	quit chan struct{}
