@@ -661,7 +661,6 @@ func (d *Dir) commitGroup(group []*pendingCommit) {
 			continue
 		}
 		for _, v := range st.values {
-			values = append(values, v...)
 			blocksEnd += uint64(len(v))
 		}
 		frames = append(frames, st.frame...)
@@ -669,6 +668,12 @@ func (d *Dir) commitGroup(group []*pendingCommit) {
 	}
 	if len(ok) == 0 {
 		return
+	}
+	values = make([]byte, 0, blocksEnd-d.blocksEnd)
+	for _, st := range ok {
+		for _, v := range st.values {
+			values = append(values, v...)
+		}
 	}
 	fail := func(err error) {
 		for _, st := range ok {
