@@ -188,3 +188,33 @@ func TestChaChaAsm(t *testing.T) {
 		}
 	}
 }
+
+// FuzzChaChaAsm holds the assembly to x/crypto's keystream for any key,
+// nonce, counter and length the fuzzer finds.
+func FuzzChaChaAsm(f *testing.F) {
+	f.Add(make([]byte, 44), uint32(1), make([]byte, 513))
+	f.Fuzz(func(t *testing.T, kn []byte, counter uint32, src []byte) {
+		if !haveChachaAsm {
+			t.Skip("no ChaCha20 assembly on this machine")
+		}
+		if len(kn) < 44 || uint64(counter)+uint64(len(src))/64+1 >= 1<<32 {
+			return // x/crypto refuses a counter that would wrap
+		}
+		var key [32]byte
+		var nonce [12]byte
+		copy(key[:], kn)
+		copy(nonce[:], kn[32:])
+		want := make([]byte, len(src))
+		c, err := chacha20.NewUnauthenticatedCipher(key[:], nonce[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetCounter(counter)
+		c.XORKeyStream(want, src)
+		got := bytes.Clone(src)
+		chachaXOR(got, &key, &nonce, counter)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%d bytes from counter %d: the assembly differs from x/crypto", len(src), counter)
+		}
+	})
+}

@@ -60,3 +60,18 @@ func BenchmarkLeafHash(b *testing.B) {
 		LeafHash(block)
 	}
 }
+
+// FuzzLeafHashes holds the paired assembly hash to LeafHash for any two
+// blocks of one length.
+func FuzzLeafHashes(f *testing.F) {
+	f.Add([]byte("a"), []byte("b"))
+	f.Add(make([]byte, 129), make([]byte, 129))
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		n := min(len(a), len(b))
+		a, b = a[:n], b[:n]
+		got := LeafHashes([][]byte{a, b})
+		if got[0] != LeafHash(a) || got[1] != LeafHash(b) {
+			t.Fatalf("length %d: the paired hash differs from LeafHash", n)
+		}
+	})
+}
