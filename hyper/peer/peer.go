@@ -75,6 +75,7 @@ type Conn struct {
 	err      error
 	done     chan struct{}
 	once     sync.Once
+	failed   sync.Once // the first failure is logged; the messages still queued behind it fail too
 }
 
 // channel is our side of one core's replication channel.
@@ -331,7 +332,7 @@ func (chn *channel) onClose(_ *mux.Channel, remote bool) {
 
 // fail drops the connection because of err.
 func (c *Conn) fail(err error) {
-	c.log.Warn("dropping peer", "err", err)
+	c.failed.Do(func() { c.log.Warn("dropping peer", "err", err) })
 	c.finish(err)
 	// Close on another goroutine: fail runs on the mux reader, and Close
 	// waits for the reader to finish.
