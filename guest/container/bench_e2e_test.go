@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -94,6 +95,7 @@ func ext4Used(img string) (int64, error) {
 // build that the guest can run too.
 type benchSeeder struct {
 	bin, link, addr string
+	pid             int
 	exited          chan error // gets the seeder's exit, if it ends early
 }
 
@@ -134,6 +136,7 @@ func startSeeder(b *testing.B, img string) benchSeeder {
 	if err != nil {
 		b.Fatalf("hyperos share printed no link: %v", err)
 	}
+	s.pid = cmd.Process.Pid
 	go func() {
 		io.Copy(io.Discard, r)
 		s.exited <- cmd.Wait()
@@ -219,6 +222,7 @@ const waitShell = `wait_shell() {
 type cpuSampler struct {
 	proxy   *netshape.Proxy
 	qemuPid int
+	pids    []int // the seeder and this process (the shaper), whose CPU use is also noted
 
 	mu      sync.Mutex
 	peak    float64 // highest one-second downlink rate, bytes/s
@@ -227,6 +231,7 @@ type cpuSampler struct {
 	start   time.Time
 	down0   int64
 	cpu0    time.Duration
+	other0  time.Duration
 	hostCPU [2]hostTimes
 }
 
@@ -239,15 +244,26 @@ func readHostTimes() hostTimes {
 		return hostTimes{}
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
+	t, _ := parseCPULine(line)
+	return t
+}
+
+// parseCPULine reads /proc/stat's aggregate "cpu" line; idle and iowait
+// are the time not busy.
+func parseCPULine(line string) (hostTimes, bool) {
+	f := strings.Fields(line)
+	if len(f) < 5 || f[0] != "cpu" {
+		return hostTimes{}, false
+	}
 	var t hostTimes
-	for i, f := range strings.Fields(line)[1:] {
-		n, _ := strconv.ParseInt(f, 10, 64)
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseInt(v, 10, 64)
 		t.total += n
-		if i != 3 && i != 4 { // idle, iowait
+		if i != 3 && i != 4 {
 			t.busy += n
 		}
 	}
-	return t
+	return t, true
 }
 
 // processCPU is the CPU time all of pid's threads have used, from
@@ -269,9 +285,12 @@ func processCPU(pid int) time.Duration {
 	return time.Duration(ns)
 }
 
-func startSampler(p *netshape.Proxy, qemuPid int) *cpuSampler {
-	s := &cpuSampler{proxy: p, qemuPid: qemuPid, stop: make(chan struct{}), done: make(chan struct{}),
+func startSampler(p *netshape.Proxy, qemuPid int, others ...int) *cpuSampler {
+	s := &cpuSampler{proxy: p, qemuPid: qemuPid, pids: others, stop: make(chan struct{}), done: make(chan struct{}),
 		start: time.Now(), down0: p.Stats().Down, cpu0: processCPU(qemuPid)}
+	for _, pid := range others {
+		s.other0 += processCPU(pid)
+	}
 	s.hostCPU[0] = readHostTimes()
 	go func() {
 		defer close(s.done)
@@ -302,6 +321,8 @@ type sample struct {
 	mean, peak float64 // link rates, bytes/s
 	qemuCPU    float64 // QEMU's CPU use, in cores
 	hostBusy   float64 // share of all host CPUs busy, 0..1
+	otherCPU   float64 // the seeder's and shaper's CPU use, in cores
+	guestBusy  float64 // share of the guest's CPUs busy, 0..1 (set by the caller)
 }
 
 func (s *cpuSampler) finish() sample {
@@ -314,6 +335,11 @@ func (s *cpuSampler) finish() sample {
 	defer s.mu.Unlock()
 	out := sample{d: d, down: down, mean: float64(down) / d.Seconds(), peak: s.peak,
 		qemuCPU: (processCPU(s.qemuPid) - s.cpu0).Seconds() / d.Seconds()}
+	var other time.Duration
+	for _, pid := range s.pids {
+		other += processCPU(pid)
+	}
+	out.otherCPU = (other - s.other0).Seconds() / d.Seconds()
 	if tot := s.hostCPU[1].total - s.hostCPU[0].total; tot > 0 {
 		out.hostBusy = float64(s.hostCPU[1].busy-s.hostCPU[0].busy) / float64(tot)
 	}
@@ -424,6 +450,8 @@ func BenchmarkLiveBoot1G(b *testing.B) {
 		fr.dl.peak = max(fr.dl.peak, f.dl.peak)
 		fr.dl.qemuCPU += f.dl.qemuCPU / float64(len(fulls))
 		fr.dl.hostBusy += f.dl.hostBusy / float64(len(fulls))
+		fr.dl.otherCPU += f.dl.otherCPU / float64(len(fulls))
+		fr.dl.guestBusy += f.dl.guestBusy / float64(len(fulls))
 	}
 	full := fr.download + fr.boot
 	ratio := full.Seconds() / lr.d.Seconds()
@@ -442,6 +470,7 @@ func BenchmarkLiveBoot1G(b *testing.B) {
 	b.ReportMetric(fr.dl.mean/mb, "full_link_MB/s")
 	b.ReportMetric(hostGet.Seconds(), "host_get_s")
 	b.ReportMetric(fr.dl.qemuCPU*100, "qemu_cpu_pct")
+	b.ReportMetric(fr.dl.guestBusy*100, "guest_cpu_pct")
 	// The download as the link alone allows it, plus the measured boot:
 	// the ratio with the guest's emulated CPU taken out of the download
 	// (not out of the live boot, which it slows too).
@@ -463,8 +492,10 @@ func BenchmarkLiveBoot1G(b *testing.B) {
 		float64(lr.fetched)/mb, pct, float64(lr.linkDown)/mb, float64(lr.linkUp)/mb)
 	fmt.Fprintf(&sb, "%-28s %12.1f s %11.1f MB %11.1f%% %8.1f / %.1f\n", "download, then boot", full.Seconds(),
 		float64(fi.Size())/mb, 100.0, float64(fr.linkDown)/mb, float64(fr.linkUp)/mb)
-	fmt.Fprintf(&sb, "%-28s %12.1f s   link %.1f MB/s mean, %.1f MB/s best second; QEMU %.0f%% of a core, host CPUs %.0f%% busy\n",
-		"  of which download", fr.download.Seconds(), fr.dl.mean/1e6, fr.dl.peak/1e6, fr.dl.qemuCPU*100, fr.dl.hostBusy*100)
+	fmt.Fprintf(&sb, "%-28s %12.1f s   link %.1f MB/s mean, %.1f MB/s best second\n",
+		"  of which download", fr.download.Seconds(), fr.dl.mean/1e6, fr.dl.peak/1e6)
+	fmt.Fprintf(&sb, "%-28s %14s   guest CPUs %.0f%% busy; host: QEMU %.0f%% of a core, seeder + shaper %.0f%%, all %d CPUs %.0f%% busy\n",
+		"", "", fr.dl.guestBusy*100, fr.dl.qemuCPU*100, fr.dl.otherCPU*100, runtime.NumCPU(), fr.dl.hostBusy*100)
 	fmt.Fprintf(&sb, "%-28s %12.1f s\n", "  of which boot", fr.boot.Seconds())
 	fmt.Fprintf(&sb, "%-28s %12.1f s   the shaped link adds %.1f s to the live boot, %.0f round trips' worth\n",
 		"live boot, unshaped link", direct.Seconds(), (lr.d - direct).Seconds(), (lr.d-direct).Seconds()/(2*benchLink.Delay).Seconds())
@@ -513,7 +544,7 @@ func fullRun(g guest, proxy *netshape.Proxy, sd benchSeeder, peer, name string, 
 	const dir = "/var/lib/hyperos/bench"
 	file := fmt.Sprintf("%s/%s.img", dir, name)
 	g.run(fmt.Sprintf("rm -rf %s/home-%s %s; sync; echo 3 > /proc/sys/vm/drop_caches", dir, name, file))
-	get := fmt.Sprintf("rm -rf %s/home-%s %s; HYPEROS_HOME=%[1]s/home-%[2]s %[1]s/hyperos get %[4]s %[3]s --peer %[5]s --quiet 2>&1; echo \"exit $?\"",
+	get := fmt.Sprintf("head -n 1 /proc/stat; rm -rf %s/home-%s %s; HYPEROS_HOME=%[1]s/home-%[2]s %[1]s/hyperos get %[4]s %[3]s --peer %[5]s --quiet 2>&1; r=$?; head -n 1 /proc/stat; echo \"exit $r\"",
 		dir, name, file, sd.link, peer)
 	var before netshape.Stats
 	var dl sample
@@ -523,10 +554,11 @@ func fullRun(g guest, proxy *netshape.Proxy, sd benchSeeder, peer, name string, 
 	// was seen once and is not what this benchmark measures.
 	for try := 1; ; try++ {
 		before = proxy.Stats()
-		s := startSampler(proxy, qemuPid)
+		s := startSampler(proxy, qemuPid, sd.pid, os.Getpid())
 		out, download = g.run(get)
 		dl = s.finish()
 		out = strings.TrimSpace(out)
+		dl.guestBusy = guestBusy(out)
 		if strings.HasSuffix(out, "exit 0") {
 			break
 		}
@@ -582,4 +614,19 @@ func hostDownload(b *testing.B, sd benchSeeder, proxy *netshape.Proxy, size int6
 	}
 	os.RemoveAll(dir) // a second GB on the host's disk until the test ends otherwise
 	return d
+}
+
+// guestBusy reads the guest's /proc/stat "cpu" lines printed before and
+// after a command and returns the share of CPU time that was busy.
+func guestBusy(out string) float64 {
+	var t []hostTimes
+	for _, line := range strings.Split(out, "\n") {
+		if ht, ok := parseCPULine(line); ok {
+			t = append(t, ht)
+		}
+	}
+	if len(t) != 2 || t[1].total <= t[0].total {
+		return 0
+	}
+	return float64(t[1].busy-t[0].busy) / float64(t[1].total-t[0].total)
 }
