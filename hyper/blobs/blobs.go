@@ -49,6 +49,15 @@ type Seeker interface {
 	Seek(ctx context.Context, byteOffset uint64) (index, relative uint64, err error)
 }
 
+// BlockOffsetter is optionally implemented by cores that know, without a
+// round trip, where a block they hold starts (hyper/core's cores do, from
+// the block's proof). Readers then fetch the block at the position a fixed
+// block size predicts and check it, where a Seek would cost a round trip to
+// a peer before every random read.
+type BlockOffsetter interface {
+	BlockOffset(index uint64) (offset uint64, ok bool)
+}
+
 // ID names a blob. Hyperdrive stores it as JSON inside a file's entry, with
 // the fields in the order MarshalJSON writes them.
 type ID struct {

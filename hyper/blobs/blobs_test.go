@@ -327,3 +327,74 @@ func BenchmarkReadAt64K(b *testing.B) {
 		}
 	}
 }
+
+// offsetCore is a seekCore that also knows where each block starts, as a
+// Hypercore does from a block's proof; it counts the Seeks (round trips to a
+// peer in a real core).
+type offsetCore struct {
+	seekCore
+	seeks int
+}
+
+func (o *offsetCore) Seek(ctx context.Context, off uint64) (uint64, uint64, error) {
+	o.seeks++
+	return o.seekCore.Seek(ctx, off)
+}
+
+func (o *offsetCore) BlockOffset(index uint64) (uint64, bool) {
+	var at uint64
+	for i, l := range o.lengths {
+		if uint64(i) == index {
+			return at, true
+		}
+		at += l
+	}
+	return 0, false
+}
+
+// Random reads of a blob written with the reader's block size guess each
+// block's position and check it, with no Seek; a blob whose blocks lie
+// about that (one of the guessed length at another offset) is still read
+// right, through Seeks.
+func TestRandomReadsGuessAndCheck(t *testing.T) {
+	ctx := context.Background()
+	for name, sizes := range map[string][]int{
+		"uniform":    {256, 256, 256, 100},
+		"misleading": {128, 256, 384}, // 768 bytes in 3 blocks fits the arithmetic; block 1 has 256 bytes but starts at 128
+	} {
+		t.Run(name, func(t *testing.T) {
+			mc := memcore.New()
+			var data []byte
+			var lengths []uint64
+			for i, n := range sizes {
+				b := content(i+1, n)
+				data = append(data, b...)
+				lengths = append(lengths, uint64(n))
+				if _, err := mc.Append(b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			core := &offsetCore{seekCore: seekCore{Core: mc, lengths: lengths}}
+			id := blobs.ID{BlockOffset: 0, BlockLength: uint64(len(sizes)), ByteOffset: 0, ByteLength: uint64(len(data))}
+			r := blobs.New(core, &blobs.Options{BlockSize: 256})
+			for _, off := range []int{300, 10, 700, 129, 256, 0} {
+				if off >= len(data) {
+					continue
+				}
+				buf := make([]byte, min(40, len(data)-off))
+				if _, err := r.NewReader(ctx, id).ReadAt(buf, int64(off)); err != nil {
+					t.Fatalf("offset %d: %v", off, err)
+				}
+				if !bytes.Equal(buf, data[off:off+len(buf)]) {
+					t.Fatalf("offset %d: wrong bytes", off)
+				}
+			}
+			if name == "uniform" && core.seeks != 0 {
+				t.Errorf("%d seeks for a blob of the reader's block size", core.seeks)
+			}
+			if name == "misleading" && core.seeks == 0 {
+				t.Error("no seek for blocks of other sizes: the guess was not checked")
+			}
+		})
+	}
+}

@@ -34,6 +34,7 @@ type Reader struct {
 	mapIdx   []uint64 // block map: block index of each content block
 	starts   []uint64 // start offset (within the blob) of each content block, plus the end
 	linear   bool     // block sizes unknown: learn them in order
+	seekNext bool     // the next locate seeks rather than guesses
 	curIdx   uint64
 	cur      []byte
 	haveCur  bool
@@ -171,6 +172,19 @@ func (r *Reader) locate(off uint64) (idx, start, want uint64, err error) {
 	if id.BlockLength == 1 {
 		return id.BlockOffset, 0, id.ByteLength, nil
 	}
+	bs := uint64(r.b.blockSize)
+	arithmetic := !r.linear && id.ByteLength > (id.BlockLength-1)*bs && id.ByteLength <= id.BlockLength*bs
+	if _, checkable := r.b.core.(BlockOffsetter); checkable && arithmetic && !r.seekNext {
+		// The position a fixed block size predicts; fetch checks it
+		// against the block's proof.
+		n := off / bs
+		want := bs
+		if n == id.BlockLength-1 {
+			want = id.ByteLength - n*bs
+		}
+		return id.BlockOffset + n, n * bs, want, nil
+	}
+	r.seekNext = false
 	if s, ok := r.b.core.(Seeker); ok {
 		i, rel, err := s.Seek(r.ctx, id.ByteOffset+off)
 		if err != nil {
@@ -181,8 +195,7 @@ func (r *Reader) locate(off uint64) (idx, start, want uint64, err error) {
 		}
 		return i, off - rel, 0, nil
 	}
-	bs := uint64(r.b.blockSize)
-	if !r.linear && id.ByteLength > (id.BlockLength-1)*bs && id.ByteLength <= id.BlockLength*bs {
+	if arithmetic {
 		// Written with our block size (as drive.put does): the
 		// position is arithmetic. fetch checks the guess.
 		n := off / bs
@@ -236,6 +249,13 @@ func (r *Reader) fetch(idx, start, want uint64) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("%w: block %d has %d bytes, want %d", ErrCorrupt, idx, len(blk), want)
 	}
+	if bo, ok := r.b.core.(BlockOffsetter); ok && want != 0 && !r.id.BlockMap && !r.linear {
+		// A block of the guessed length may still sit elsewhere (blocks
+		// of other sizes before it): its proof says where it starts.
+		if at, known := bo.BlockOffset(idx); !known || at != r.id.ByteOffset+start {
+			return nil, errGuessWrong
+		}
+	}
 	r.cur, r.curIdx, r.curStart, r.haveCur = blk, idx, start, true
 	return blk, nil
 }
@@ -264,7 +284,11 @@ func (r *Reader) readAt(p []byte, off uint64) (int, error) {
 		}
 		blk, err := r.fetch(idx, start, want)
 		if errors.Is(err, errGuessWrong) {
-			r.linear = true
+			if _, ok := r.b.core.(Seeker); ok {
+				r.seekNext = true // this read seeks; later ones guess again
+			} else {
+				r.linear = true
+			}
 			continue
 		}
 		if err != nil {

@@ -381,6 +381,22 @@ func (c *Core) Seek(ctx context.Context, bytes uint64) (index, relative uint64, 
 	}
 }
 
+// BlockOffset returns the byte offset at which block index starts, from the
+// tree nodes held here; ok is false when some are not. It never waits and
+// never asks a peer: after a verified Get the nodes are all here, since the
+// block's proof brought the left siblings along its path. Readers use it to
+// check a guessed position instead of paying a round trip for a Seek.
+func (c *Core) BlockOffset(index uint64) (offset uint64, ok bool) {
+	c.mu.RLock()
+	tree := c.tree.Clone()
+	c.mu.RUnlock()
+	if index >= tree.Length {
+		return 0, false
+	}
+	off, err := merkle.ByteOffset(tree, c.st, 2*index)
+	return off, err == nil
+}
+
 // localSeek walks the roots and stored nodes towards bytes (ByteSeeker in
 // merkle-tree.js, without padding). It returns a block index and offset,
 // or, with missing set, the flat index of the node whose children are not
