@@ -246,7 +246,7 @@ func BenchmarkColdRandomRead4KiB20msRTT(b *testing.B) {
 		how = "user-space delay proxy, 10 ms each way"
 		rtt = 20 * time.Millisecond // a connect to the proxy is not delayed
 	}
-	fmt.Printf("\ncold random 4 KiB read of a 1 GB file, RTT %v (%s): median %v, p90 %v, min %v, max %v over %d reads; opening the drive and the first read took %v\n(each cold read is two round trips: a seek proof to find the block holding the offset, then the block)\n",
+	fmt.Printf("\ncold random 4 KiB read of a 1 GB file, RTT %v (%s): median %v, p90 %v, min %v, max %v over %d reads; opening the drive and the first read took %v\n(each cold read is one round trip: the block where the block size puts the offset, its position checked against its proof)\n",
 		rtt.Round(time.Millisecond), how, med.Round(100*time.Microsecond), p90.Round(100*time.Microsecond),
 		lat[0].Round(100*time.Microsecond), lat[len(lat)-1].Round(100*time.Microsecond), len(lat), open.Round(time.Millisecond))
 }
