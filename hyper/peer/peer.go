@@ -133,7 +133,7 @@ func New(ctx context.Context, raw net.Conn, initiator bool, st *corestore.Store,
 	}
 	if err := ss.Handshake(ctx); err != nil {
 		raw.Close()
-		return nil, fmt.Errorf("secret stream handshake: %w", err)
+		return nil, fmt.Errorf("%w: %w", errHandshake, err)
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -330,6 +330,9 @@ func (chn *channel) onClose(_ *mux.Channel, remote bool) {
 	}
 }
 
+// errHandshake wraps every failure of the secret stream handshake.
+var errHandshake = errors.New("secret stream handshake")
+
 // fail drops the connection because of err.
 func (c *Conn) fail(err error) {
 	c.failed.Do(func() { c.log.Warn("dropping peer", "err", err) })
@@ -458,7 +461,14 @@ func Serve(ctx context.Context, ln net.Listener, st *corestore.Store, cfg *Confi
 			c, err := New(hctx, raw, false, st, cfg)
 			cancel()
 			if err != nil {
-				log.Info("incoming connection failed", "remote", raw.RemoteAddr().String(), "err", err)
+				// A remote that gives up during the handshake is common
+				// (port probes, a dial that timed out); failing after it,
+				// while attaching our cores, is ours and worth seeing.
+				level := slog.LevelWarn
+				if errors.Is(err, errHandshake) {
+					level = slog.LevelInfo
+				}
+				log.Log(ctx, level, "incoming connection failed", "remote", raw.RemoteAddr().String(), "err", err)
 				return
 			}
 			mu.Lock()
