@@ -173,16 +173,20 @@ func (r *Reader) locate(off uint64) (idx, start, want uint64, err error) {
 		return id.BlockOffset, 0, id.ByteLength, nil
 	}
 	bs := uint64(r.b.blockSize)
+	// Written with our block size (as drive.put and Node's hyperblobs do),
+	// the position is arithmetic; fetch checks the guess: the block's
+	// length always, its offset where the core can tell it.
 	arithmetic := !r.linear && id.ByteLength > (id.BlockLength-1)*bs && id.ByteLength <= id.BlockLength*bs
-	if _, checkable := r.b.core.(BlockOffsetter); checkable && arithmetic && !r.seekNext {
-		// The position a fixed block size predicts; fetch checks it
-		// against the block's proof.
+	guess := func() (idx, start, want uint64, err error) {
 		n := off / bs
-		want := bs
+		want = bs
 		if n == id.BlockLength-1 {
 			want = id.ByteLength - n*bs
 		}
 		return id.BlockOffset + n, n * bs, want, nil
+	}
+	if _, checkable := r.b.core.(BlockOffsetter); checkable && arithmetic && !r.seekNext {
+		return guess()
 	}
 	r.seekNext = false
 	if s, ok := r.b.core.(Seeker); ok {
@@ -196,14 +200,7 @@ func (r *Reader) locate(off uint64) (idx, start, want uint64, err error) {
 		return i, off - rel, 0, nil
 	}
 	if arithmetic {
-		// Written with our block size (as drive.put does): the
-		// position is arithmetic. fetch checks the guess.
-		n := off / bs
-		want := bs
-		if n == id.BlockLength-1 {
-			want = id.ByteLength - n*bs
-		}
-		return id.BlockOffset + n, n * bs, want, nil
+		return guess()
 	}
 	r.linear = true
 	return r.locateLinear(off)
