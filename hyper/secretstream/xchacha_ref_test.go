@@ -168,13 +168,7 @@ func TestChaChaAsm(t *testing.T) {
 		for i := range src {
 			src[i] = byte(rng.Uint32())
 		}
-		want := make([]byte, len(src))
-		c, err := chacha20.NewUnauthenticatedCipher(key[:], nonce[:])
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.SetCounter(counter)
-		c.XORKeyStream(want, src)
+		want := refXOR(t, &key, &nonce, counter, src)
 		got := bytes.Clone(src)
 		if !chachaXOR(got, &key, &nonce, counter) {
 			t.Fatal("the assembly did not run")
@@ -204,17 +198,24 @@ func FuzzChaChaAsm(f *testing.F) {
 		var nonce [12]byte
 		copy(key[:], kn)
 		copy(nonce[:], kn[32:])
-		want := make([]byte, len(src))
-		c, err := chacha20.NewUnauthenticatedCipher(key[:], nonce[:])
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.SetCounter(counter)
-		c.XORKeyStream(want, src)
+		want := refXOR(t, &key, &nonce, counter, src)
 		got := bytes.Clone(src)
 		chachaXOR(got, &key, &nonce, counter)
 		if !bytes.Equal(got, want) {
 			t.Fatalf("%d bytes from counter %d: the assembly differs from x/crypto", len(src), counter)
 		}
 	})
+}
+
+// refXOR is src XORed with x/crypto's ChaCha20 keystream from counter on.
+func refXOR(t *testing.T, key *[32]byte, nonce *[12]byte, counter uint32, src []byte) []byte {
+	t.Helper()
+	c, err := chacha20.NewUnauthenticatedCipher(key[:], nonce[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetCounter(counter)
+	out := make([]byte, len(src))
+	c.XORKeyStream(out, src)
+	return out
 }
