@@ -23,6 +23,12 @@ type bitmapFile struct {
 	size int64
 	unit int64
 
+	// syncMu makes syncs one at a time: two at once would share the
+	// temporary file, and the older snapshot could be renamed last; and a
+	// sync that finds nothing dirty must not return while another is still
+	// making the bits it relies on durable.
+	syncMu sync.Mutex
+
 	mu    sync.Mutex
 	bits  []uint64
 	dirty bool
@@ -121,6 +127,8 @@ func (b *bitmapFile) count() int64 {
 // sync makes the data durable, then replaces the bitmap file atomically: the
 // bitmap on disk never claims data that is not on disk.
 func (b *bitmapFile) sync() error {
+	b.syncMu.Lock()
+	defer b.syncMu.Unlock()
 	b.mu.Lock()
 	if !b.dirty {
 		b.mu.Unlock()
