@@ -388,11 +388,14 @@ func (d *Daemon) BootContainer(ctx context.Context, args []string, progress func
 		return api.Container{}, fmt.Errorf("boot container %s: %w", spec.Name, guestSays(err, pw.last))
 	}
 	c := apiContainer(st)
-	if st.Phase != container.Running {
+	switch {
+	case err != nil:
+		return c, fmt.Errorf("boot container %s: %w", spec.Name, guestSays(err, pw.last))
+	case st.Phase != container.Running:
 		return c, fmt.Errorf("container %s %s: %s", st.Name, st.Phase, st.Reason)
 	}
 	d.log.Info("container booted on request", "name", st.Name, "seconds", st.BootSeconds, "fetched", st.Stats.Fetched)
-	return c, err
+	return c, nil
 }
 
 // apiContainer is the API's view of a guest container state.
