@@ -64,6 +64,8 @@ type Image struct {
 	lastEnd  int64            // end of the previous read, to spot sequential access
 	unsynced int64            // fetched bytes whose cache bits are not yet saved
 
+	pageLocks [64]sync.Mutex // for first writes to a page, by page number modulo 64
+
 	fetched atomic.Int64
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -270,25 +272,50 @@ func (im *Image) WriteAt(ctx context.Context, p []byte, off int64) (int, error) 
 	for n < len(p) {
 		pos := off + int64(n)
 		page := pos / PageSize
-		pageOff := page * PageSize
-		end := min(pageOff+PageSize, off+int64(len(p)))
+		end := min((page+1)*PageSize, off+int64(len(p)))
 		chunk := p[n : n+int(end-pos)]
-		if !im.over.has(page) && len(chunk) < PageSize {
-			full := make([]byte, min(PageSize, im.size-pageOff))
-			if _, err := im.ReadAt(ctx, full, pageOff); err != nil && !errors.Is(err, io.EOF) {
-				return n, err
-			}
-			copy(full[pos-pageOff:], chunk)
-			if _, err := im.over.data.WriteAt(full, pageOff); err != nil {
-				return n, fmt.Errorf("write overlay: %w", err)
-			}
-		} else if _, err := im.over.data.WriteAt(chunk, pos); err != nil {
+		var err error
+		if im.over.has(page) {
+			_, err = im.over.data.WriteAt(chunk, pos)
+		} else {
+			err = im.firstWrite(ctx, page, chunk, pos)
+		}
+		if err != nil {
 			return n, fmt.Errorf("write overlay: %w", err)
 		}
-		im.over.set(page)
 		n += len(chunk)
 	}
 	return n, nil
+}
+
+// firstWrite writes to a page not yet in the overlay, filling the rest of it
+// from the image. It holds the page's lock: two writes to different parts of a
+// new page arrive at once (a filesystem with 1 KiB blocks on a loop device
+// doing direct I/O sends them so), and the second copy-up must not bring back
+// image bytes over the first write. Once a page's bit is set its copy-up is
+// done, so later writes need no lock.
+func (im *Image) firstWrite(ctx context.Context, page int64, chunk []byte, pos int64) error {
+	l := &im.pageLocks[page%int64(len(im.pageLocks))]
+	l.Lock()
+	defer l.Unlock()
+	pageOff := page * PageSize
+	switch {
+	case im.over.has(page), len(chunk) == PageSize:
+		if _, err := im.over.data.WriteAt(chunk, pos); err != nil {
+			return err
+		}
+	default:
+		full := make([]byte, min(PageSize, im.size-pageOff))
+		if _, err := im.ReadAt(ctx, full, pageOff); err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		copy(full[pos-pageOff:], chunk)
+		if _, err := im.over.data.WriteAt(full, pageOff); err != nil {
+			return err
+		}
+	}
+	im.over.set(page)
+	return nil
 }
 
 // Sync makes every write so far durable: the overlay's data, then its bitmap.
