@@ -6,7 +6,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
+	"sync"
 	"testing"
 
 	"github.com/hyperos/hyperos/internal/fixture"
@@ -396,5 +398,76 @@ func TestRandomReadsGuessAndCheck(t *testing.T) {
 				t.Error("no seek for blocks of other sizes: the guess was not checked")
 			}
 		})
+	}
+}
+
+// gatedCore holds every Get until n of them are waiting at once, so a
+// test using it finishes only if that many reads fetch concurrently (a
+// reader that fetched one block at a time would hang it).
+type gatedCore struct {
+	*offsetCore
+	n       int
+	mu      sync.Mutex
+	waiting int
+	open    chan struct{}
+}
+
+func (g *gatedCore) Get(ctx context.Context, index uint64) ([]byte, error) {
+	g.mu.Lock()
+	g.waiting++
+	if g.waiting == g.n {
+		close(g.open)
+	}
+	g.mu.Unlock()
+	select {
+	case <-g.open:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return g.offsetCore.Get(ctx, index)
+}
+
+// Concurrent ReadAt calls on one Reader fetch their blocks at the same
+// time, each still checked, and return the right bytes.
+func TestConcurrentReadsFetchTogether(t *testing.T) {
+	ctx := context.Background()
+	mc := memcore.New()
+	const blocks, bs = 8, 256
+	var data []byte
+	var lengths []uint64
+	for i := range blocks {
+		b := content(i+1, bs)
+		data = append(data, b...)
+		lengths = append(lengths, bs)
+		if _, err := mc.Append(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	core := &gatedCore{offsetCore: &offsetCore{seekCore: seekCore{Core: mc, lengths: lengths}}, n: blocks, open: make(chan struct{})}
+	id := blobs.ID{BlockOffset: 0, BlockLength: blocks, ByteOffset: 0, ByteLength: uint64(len(data))}
+	r := blobs.New(core, &blobs.Options{BlockSize: bs}).NewReader(ctx, id)
+	var wg sync.WaitGroup
+	errs := make([]error, blocks)
+	for i := range blocks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			off := i*bs + 10
+			buf := make([]byte, 100)
+			if _, err := r.ReadAt(buf, int64(off)); err != nil {
+				errs[i] = err
+			} else if !bytes.Equal(buf, data[off:off+100]) {
+				errs[i] = fmt.Errorf("offset %d: wrong bytes", off)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if core.seeks != 0 {
+		t.Errorf("%d seeks for a blob of the reader's block size", core.seeks)
 	}
 }

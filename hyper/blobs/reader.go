@@ -21,20 +21,29 @@ var ErrCorrupt = errors.New("blobs: blob does not match its id")
 // Reader reads one blob. It implements io.Reader, io.Seeker and
 // io.ReaderAt, and fetches only the blocks that cover the bytes asked for,
 // remembering the last block so that small sequential reads do not fetch
-// it again. ReadAt may be called concurrently.
+// it again. ReadAt may be called concurrently, and concurrent calls fetch
+// their blocks at the same time: a lazily read disk image has many reads
+// (and readahead) waiting on the network at once, and serving them one
+// after another would cost a round trip each.
 type Reader struct {
 	b   *Blobs
 	ctx context.Context
 	id  ID
 
+	// posMu guards pos, for Read and Seek.
+	posMu sync.Mutex
+	pos   int64
+
+	// mu guards what the reader has learnt about the blob's layout and the
+	// last block it fetched. It is not held while a content block is
+	// fetched (only while the layout is learnt: a block map, a Seek, or
+	// blocks read in order to learn their sizes).
 	mu       sync.Mutex
-	pos      int64
 	layout   bool
 	size     uint64
 	mapIdx   []uint64 // block map: block index of each content block
 	starts   []uint64 // start offset (within the blob) of each content block, plus the end
 	linear   bool     // block sizes unknown: learn them in order
-	seekNext bool     // the next locate seeks rather than guesses
 	curIdx   uint64
 	cur      []byte
 	haveCur  bool
@@ -158,8 +167,9 @@ func EncodeBlockMap(entries []MapEntry) ([]byte, error) {
 
 // locate finds the block holding byte off of the blob: its core index,
 // the blob offset where that block starts, and the block's expected length
-// (0 when unknown).
-func (r *Reader) locate(off uint64) (idx, start, want uint64, err error) {
+// (0 when unknown). seek asks for a Seek rather than the arithmetic guess
+// (after a guess proved wrong). mu is held.
+func (r *Reader) locate(off uint64, seek bool) (idx, start, want uint64, err error) {
 	id := r.id
 	if id.BlockMap {
 		i := sort.Search(len(r.starts)-1, func(i int) bool { return r.starts[i+1] > off })
@@ -185,10 +195,9 @@ func (r *Reader) locate(off uint64) (idx, start, want uint64, err error) {
 		}
 		return id.BlockOffset + n, n * bs, want, nil
 	}
-	if _, checkable := r.b.core.(BlockOffsetter); checkable && arithmetic && !r.seekNext {
+	if _, checkable := r.b.core.(BlockOffsetter); checkable && arithmetic && !seek {
 		return guess()
 	}
-	r.seekNext = false
 	if s, ok := r.b.core.(Seeker); ok {
 		i, rel, err := s.Seek(r.ctx, id.ByteOffset+off)
 		if err != nil {
@@ -222,38 +231,40 @@ func (r *Reader) locateLinear(off uint64) (idx, start, want uint64, err error) {
 		if uint64(n) >= id.BlockLength {
 			return 0, 0, 0, fmt.Errorf("%w: blocks hold fewer than %d bytes", ErrCorrupt, off+1)
 		}
-		blk, err := r.fetch(id.BlockOffset+uint64(n), r.starts[n], 0)
+		idx := id.BlockOffset + uint64(n)
+		blk, err := r.fetch(idx, r.starts[n], 0, true)
 		if err != nil {
 			return 0, 0, 0, err
 		}
+		r.cur, r.curIdx, r.curStart, r.haveCur = blk, idx, r.starts[n], true
 		r.starts = append(r.starts, r.starts[n]+uint64(len(blk)))
 	}
 }
 
-func (r *Reader) fetch(idx, start, want uint64) ([]byte, error) {
-	if r.haveCur && r.curIdx == idx {
-		return r.cur, nil
-	}
+// fetch gets block idx from the core and checks it against what locate
+// expected of it: want bytes (when not 0) starting at blob offset start.
+// linear is r.linear as locate saw it. It does not touch the reader's
+// state, so it runs without mu.
+func (r *Reader) fetch(idx, start, want uint64, linear bool) ([]byte, error) {
 	blk, err := r.b.core.Get(r.ctx, idx)
 	if err != nil {
 		return nil, fmt.Errorf("blobs: read block %d: %w", idx, err)
 	}
 	if want != 0 && uint64(len(blk)) != want {
-		if !r.id.BlockMap && !r.linear {
+		if !r.id.BlockMap && !linear {
 			// The arithmetic guess was wrong: the blob was written
 			// with another block size.
 			return nil, errGuessWrong
 		}
 		return nil, fmt.Errorf("%w: block %d has %d bytes, want %d", ErrCorrupt, idx, len(blk), want)
 	}
-	if bo, ok := r.b.core.(BlockOffsetter); ok && want != 0 && !r.id.BlockMap && !r.linear {
+	if bo, ok := r.b.core.(BlockOffsetter); ok && want != 0 && !r.id.BlockMap && !linear {
 		// A block of the guessed length may still sit elsewhere (blocks
 		// of other sizes before it): its proof says where it starts.
 		if at, known := bo.BlockOffset(idx); !known || at != r.id.ByteOffset+start {
 			return nil, errGuessWrong
 		}
 	}
-	r.cur, r.curIdx, r.curStart, r.haveCur = blk, idx, start, true
 	return blk, nil
 }
 
@@ -264,38 +275,56 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, errors.New("blobs: negative offset")
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	return r.readAt(p, uint64(off))
 }
 
 func (r *Reader) readAt(p []byte, off uint64) (int, error) {
-	if err := r.loadLayout(); err != nil {
+	r.mu.Lock()
+	err := r.loadLayout()
+	size := r.size
+	r.mu.Unlock()
+	if err != nil {
 		return 0, err
 	}
 	n := 0
-	for n < len(p) && off < r.size {
-		idx, start, want, err := r.locate(off)
+	seek := false
+	for n < len(p) && off < size {
+		r.mu.Lock()
+		idx, start, want, err := r.locate(off, seek)
+		linear := r.linear
+		var blk []byte
+		if err == nil && r.haveCur && r.curIdx == idx {
+			blk = r.cur
+		}
+		r.mu.Unlock()
 		if err != nil {
 			return n, err
 		}
-		blk, err := r.fetch(idx, start, want)
-		if errors.Is(err, errGuessWrong) {
-			if _, ok := r.b.core.(Seeker); ok {
-				r.seekNext = true // this read seeks; later ones guess again
-			} else {
-				r.linear = true
+		if blk == nil {
+			blk, err = r.fetch(idx, start, want, linear)
+			if errors.Is(err, errGuessWrong) {
+				if _, ok := r.b.core.(Seeker); ok {
+					seek = true // this position seeks; later ones guess again
+				} else {
+					r.mu.Lock()
+					r.linear = true
+					r.mu.Unlock()
+				}
+				continue
 			}
-			continue
+			if err != nil {
+				return n, err
+			}
+			r.mu.Lock()
+			r.cur, r.curIdx, r.curStart, r.haveCur = blk, idx, start, true
+			r.mu.Unlock()
 		}
-		if err != nil {
-			return n, err
-		}
+		seek = false
 		rel := off - start
 		if rel >= uint64(len(blk)) {
 			return n, fmt.Errorf("%w: block %d has %d bytes, byte %d of it was asked for", ErrCorrupt, idx, len(blk), rel)
 		}
-		end := min(uint64(len(blk)), rel+(r.size-off))
+		end := min(uint64(len(blk)), rel+(size-off))
 		c := copy(p[n:], blk[rel:end])
 		n += c
 		off += uint64(c)
@@ -308,8 +337,8 @@ func (r *Reader) readAt(p []byte, off uint64) (int, error) {
 
 // Read implements io.Reader.
 func (r *Reader) Read(p []byte) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.posMu.Lock()
+	defer r.posMu.Unlock()
 	if len(p) == 0 {
 		return 0, nil
 	}
@@ -323,18 +352,19 @@ func (r *Reader) Read(p []byte) (int, error) {
 
 // Seek implements io.Seeker.
 func (r *Reader) Seek(offset int64, whence int) (int64, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.posMu.Lock()
+	defer r.posMu.Unlock()
 	var base int64
 	switch whence {
 	case io.SeekStart:
 	case io.SeekCurrent:
 		base = r.pos
 	case io.SeekEnd:
-		if err := r.loadLayout(); err != nil {
+		size, err := r.Size()
+		if err != nil {
 			return 0, err
 		}
-		base = int64(r.size)
+		base = int64(size)
 	default:
 		return 0, fmt.Errorf("blobs: bad whence %d", whence)
 	}
