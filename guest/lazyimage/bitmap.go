@@ -31,13 +31,17 @@ type bitmapFile struct {
 
 	mu    sync.Mutex
 	bits  []uint64
-	dirty bool
+	dirty bool  // bits changed since the last saved bitmap
+	wrote bool  // data written since the last data sync, bits changed or not
 	n     int64 // set bits
+
+	// syncData makes the data file durable; tests count its calls.
+	syncData func(*os.File) error
 }
 
 func openBitmapFile(base string, size, unit int64) (*bitmapFile, error) {
 	units := (size + unit - 1) / unit
-	b := &bitmapFile{path: base, size: size, unit: unit, bits: make([]uint64, (units+63)/64)}
+	b := &bitmapFile{path: base, size: size, unit: unit, bits: make([]uint64, (units+63)/64), syncData: (*os.File).Sync}
 	f, err := os.OpenFile(base+".data", os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open %s.data: %w", base, err)
@@ -116,6 +120,15 @@ func (b *bitmapFile) set(i int64) {
 		b.n++
 		b.dirty = true
 	}
+	b.wrote = true
+}
+
+// written records a write to units already present: their bits do not change,
+// but the next sync must still make the data durable.
+func (b *bitmapFile) written() {
+	b.mu.Lock()
+	b.wrote = true
+	b.mu.Unlock()
 }
 
 func (b *bitmapFile) count() int64 {
@@ -124,30 +137,37 @@ func (b *bitmapFile) count() int64 {
 	return b.n
 }
 
-// sync makes the data durable, then replaces the bitmap file atomically: the
-// bitmap on disk never claims data that is not on disk.
+// sync makes the data durable, then replaces the bitmap file atomically when
+// bits changed: the bitmap on disk never claims data that is not on disk. An
+// overwrite of present units changes no bit and still needs the data sync.
 func (b *bitmapFile) sync() error {
 	b.syncMu.Lock()
 	defer b.syncMu.Unlock()
 	b.mu.Lock()
-	if !b.dirty {
+	if !b.dirty && !b.wrote {
 		b.mu.Unlock()
 		return nil
 	}
-	snapshot := b.encode()
-	b.dirty = false
+	var snapshot []byte
+	if b.dirty {
+		snapshot = b.encode()
+	}
+	b.dirty, b.wrote = false, false
 	b.mu.Unlock()
-	if err := b.data.Sync(); err != nil {
-		b.markDirty()
+	if err := b.syncData(b.data); err != nil {
+		b.markDirty(snapshot != nil)
 		return fmt.Errorf("sync %s.data: %w", b.path, err)
+	}
+	if snapshot == nil {
+		return nil
 	}
 	tmp := b.path + ".bits.tmp"
 	if err := writeSynced(tmp, snapshot); err != nil {
-		b.markDirty()
+		b.markDirty(true)
 		return err
 	}
 	if err := os.Rename(tmp, b.path+".bits"); err != nil {
-		b.markDirty()
+		b.markDirty(true)
 		return fmt.Errorf("replace %s.bits: %w", b.path, err)
 	}
 	if d, err := os.Open(filepath.Dir(b.path)); err == nil {
@@ -157,9 +177,11 @@ func (b *bitmapFile) sync() error {
 	return nil
 }
 
-func (b *bitmapFile) markDirty() {
+// markDirty undoes a failed sync's clearing, so the next sync tries again.
+func (b *bitmapFile) markDirty(bits bool) {
 	b.mu.Lock()
-	b.dirty = true
+	b.dirty = b.dirty || bits
+	b.wrote = true
 	b.mu.Unlock()
 }
 

@@ -276,7 +276,9 @@ func (im *Image) WriteAt(ctx context.Context, p []byte, off int64) (int, error) 
 		chunk := p[n : n+int(end-pos)]
 		var err error
 		if im.over.has(page) {
-			_, err = im.over.data.WriteAt(chunk, pos)
+			if _, err = im.over.data.WriteAt(chunk, pos); err == nil {
+				im.over.written()
+			}
 		} else {
 			err = im.firstWrite(ctx, page, chunk, pos)
 		}
