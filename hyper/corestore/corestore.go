@@ -69,6 +69,11 @@ type Options struct {
 	// (core.DefaultRequestTimeout when zero). Tests with stalling peers
 	// shorten it.
 	RequestTimeout time.Duration
+	// DeferSync stores fetched blocks without an fsync each (see
+	// store.DirOptions.DeferSync): for a store that caches what peers
+	// serve, where a block lost in a crash is fetched and verified again.
+	// Signed heads and appends stay durable when committed.
+	DeferSync bool
 }
 
 // Store holds cores. It is safe for concurrent use.
@@ -195,7 +200,7 @@ func (s *Store) storage(dk [32]byte) (store.Storage, error) {
 	if s.dir == "" {
 		return store.NewMemory(), nil
 	}
-	d, err := store.OpenDir(filepath.Join(s.dir, "cores", hex.EncodeToString(dk[:])))
+	d, err := store.OpenDirWith(filepath.Join(s.dir, "cores", hex.EncodeToString(dk[:])), store.DirOptions{DeferSync: s.opts.DeferSync})
 	if err != nil {
 		return nil, fmt.Errorf("corestore: core %x: %w", dk[:8], err)
 	}

@@ -35,6 +35,18 @@ import (
 // block whose bytes were later damaged fails its CRC on read and is
 // reported as ErrCorrupt, never returned.
 //
+// With DirOptions.DeferSync a commit that only adds blocks and tree nodes
+// skips both fsyncs. Before the first such commit after a durable point,
+// the blocks file's length is written to the file "unsynced" and fsynced:
+// every byte before it is durable, the ones after may not be. Any other
+// commit, Close, and every deferSyncBytes of deferred block values make
+// everything durable again and empty "unsynced". On open, a non-empty
+// "unsynced" means a crash may have lost bytes after that offset: every
+// block stored there is read back and checked, and the ones that fail are
+// dropped, so that the store never claims a block it cannot return. The
+// log is replayed as always, up to its first damaged frame, so what
+// survives is a prefix of the commits, each whole.
+//
 // Limits, by design for now: the index (every node and block location,
 // about 100 bytes per block) is kept in memory and rebuilt by replaying the
 // log on open, which Compact keeps short; the blocks file only grows, so
@@ -55,6 +67,9 @@ const (
 	// compactName is where Compact builds the replacement log; a leftover
 	// one is an interrupted compaction and is discarded on open.
 	compactName = "log.compact"
+	// unsyncedName holds, while deferred commits may not be durable, the
+	// blocks file offset before which everything is (u64 ‖ u32 crc32c).
+	unsyncedName = "unsynced"
 	// maxFrame bounds one frame so that a damaged length cannot make us
 	// allocate absurd amounts while replaying.
 	maxFrame = 1 << 30
@@ -66,10 +81,28 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // variable so that tests can exercise automatic compaction cheaply).
 var autoCompactMin uint64 = 8 << 20
 
+// deferSyncBytes is how many block bytes deferred commits may add before
+// one is made durable anyway; it bounds what is checked on open after a
+// crash. A variable so that tests can exercise it cheaply.
+var deferSyncBytes uint64 = 32 << 20
+
 type blockRef struct {
 	off    uint64
 	length uint32
 	crc    uint32
+}
+
+// DirOptions configure a Dir.
+type DirOptions struct {
+	// DeferSync lets a commit that only adds blocks and tree nodes (no
+	// header, truncation or drop) return once written, before it is
+	// durable. A crash may then lose such commits (a prefix of the
+	// commits always survives, each whole) and their block values
+	// (found and dropped on open). It is for a replica that keeps its
+	// blocks as a cache of what peers serve: a lost block is fetched and
+	// verified again, and an fsync per fetched block would cost more than
+	// the fetch. The signed head, truncations and drops stay durable.
+	DeferSync bool
 }
 
 // Dir is a Storage kept in one directory.
@@ -80,9 +113,13 @@ type blockRef struct {
 // once. Each commit keeps its own frame, so each stays atomic; every frame
 // is written after the values it names are durable; and no commit is
 // visible (to GetBlock, HasBlock, GetNode, Header) or acknowledged before
-// the log fsync that covers it.
+// the log fsync that covers it. The exception is a commit deferred by
+// DirOptions.DeferSync, written without either fsync and visible and
+// acknowledged once written (see the layout notes above for what a crash
+// then does).
 type Dir struct {
 	path   string
+	opts   DirOptions
 	blocks *os.File
 
 	// wmu serialises writing: the leader's group commit, Compact, Close.
@@ -94,6 +131,12 @@ type Dir struct {
 	// broken is set when a failed write could not be rolled back; the
 	// store then refuses writes so that nothing is appended after garbage.
 	broken error
+	// unsynced is the file recording where deferred data starts (opened
+	// on first use); deferring is set while that record is in force, and
+	// deferred counts the block bytes written since.
+	unsynced  *os.File
+	deferring bool
+	deferred  uint64
 
 	// mu guards the index, which only holds durable commits.
 	mu     sync.RWMutex
@@ -117,11 +160,15 @@ type pendingCommit struct {
 }
 
 // OpenDir opens (creating if needed) the store in directory path.
-func OpenDir(path string) (*Dir, error) {
+func OpenDir(path string) (*Dir, error) { return OpenDirWith(path, DirOptions{}) }
+
+// OpenDirWith is OpenDir with options. Whatever the options, a store whose
+// last writer deferred syncs and crashed is checked and repaired here.
+func OpenDirWith(path string, opts DirOptions) (*Dir, error) {
 	if err := os.MkdirAll(path, 0o700); err != nil {
 		return nil, fmt.Errorf("create store dir: %w", err)
 	}
-	d := &Dir{path: path, nodes: map[uint64]wire.Node{}, refs: map[uint64]blockRef{}}
+	d := &Dir{path: path, opts: opts, nodes: map[uint64]wire.Node{}, refs: map[uint64]blockRef{}}
 	if err := os.Remove(filepath.Join(path, compactName)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("remove interrupted compaction: %w", err)
 	}
@@ -142,7 +189,116 @@ func OpenDir(path string) (*Dir, error) {
 		d.log.Close()
 		return nil, err
 	}
+	if err := d.recoverDeferred(); err != nil {
+		d.blocks.Close()
+		d.log.Close()
+		return nil, err
+	}
 	return d, nil
+}
+
+// recoverDeferred checks, after a crash while commits were deferred, every
+// block stored after the offset "unsynced" records, drops the ones whose
+// bytes did not survive (durably), makes the rest durable and empties the
+// record. A record that does not parse (torn while it was written) makes
+// every block checked.
+func (d *Dir) recoverDeferred() error {
+	p := filepath.Join(d.path, unsyncedName)
+	raw, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) || (err == nil && len(raw) == 0) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", unsyncedName, err)
+	}
+	from := uint64(magicLen)
+	if len(raw) == 12 && crc32.Checksum(raw[:8], castagnoli) == binary.LittleEndian.Uint32(raw[8:]) {
+		from = binary.LittleEndian.Uint64(raw[:8])
+	}
+	var bad []uint64
+	for i, r := range d.refs {
+		if r.off+uint64(r.length) <= from {
+			continue
+		}
+		buf := make([]byte, r.length)
+		if _, err := d.blocks.ReadAt(buf, int64(r.off)); err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("check block %d: %w", i, err)
+		}
+		if crc32.Checksum(buf, castagnoli) != r.crc {
+			bad = append(bad, i)
+		}
+	}
+	if err := d.blocks.Sync(); err != nil {
+		return fmt.Errorf("sync blocks: %w", err)
+	}
+	if len(bad) > 0 {
+		var payload []byte
+		for _, i := range bad {
+			var rec [9]byte
+			rec[0] = recDrop
+			binary.LittleEndian.PutUint64(rec[1:], i)
+			payload = append(payload, rec[:]...)
+		}
+		f := frame(payload)
+		if err := d.appendSync(d.log, "log", d.logEnd, f, true); err != nil {
+			return err
+		}
+		d.logEnd += uint64(len(f))
+		for _, i := range bad {
+			delete(d.refs, i)
+		}
+	} else if err := d.log.Sync(); err != nil {
+		return fmt.Errorf("sync log: %w", err)
+	}
+	// Emptying the record needs no fsync: if it is lost, the next open
+	// only checks again.
+	if err := os.Truncate(p, 0); err != nil {
+		return fmt.Errorf("clear %s: %w", unsyncedName, err)
+	}
+	return nil
+}
+
+// beginDeferred records, durably, that data after the blocks file's
+// current end may not be durable. wmu is held and nothing is deferred.
+func (d *Dir) beginDeferred() error {
+	if d.unsynced == nil {
+		f, err := os.OpenFile(filepath.Join(d.path, unsyncedName), os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return fmt.Errorf("open %s: %w", unsyncedName, err)
+		}
+		if err := syncDir(d.path); err != nil {
+			f.Close()
+			return err
+		}
+		d.unsynced = f
+	}
+	var rec [12]byte
+	binary.LittleEndian.PutUint64(rec[:8], d.blocksEnd)
+	binary.LittleEndian.PutUint32(rec[8:], crc32.Checksum(rec[:8], castagnoli))
+	if _, err := d.unsynced.WriteAt(rec[:], 0); err != nil {
+		return fmt.Errorf("write %s: %w", unsyncedName, err)
+	}
+	if err := d.unsynced.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", unsyncedName, err)
+	}
+	d.deferring, d.deferred = true, 0
+	return nil
+}
+
+// endDeferred empties the record once everything is durable. wmu is held.
+// A record that could not be emptied only makes the next open check
+// blocks that are fine, so that failure is not reported.
+func (d *Dir) endDeferred() {
+	if !d.deferring {
+		return
+	}
+	d.unsynced.Truncate(0)
+	d.deferring, d.deferred = false, 0
+}
+
+// deferrable reports whether b may be committed without an fsync.
+func deferrable(b *Batch) bool {
+	return b.Header == nil && b.Truncate == nil && len(b.Drop) == 0
 }
 
 // openFile opens a store file, writing its magic if it is new (or was
@@ -542,9 +698,10 @@ func (d *Dir) compactLocked() error {
 	return nil
 }
 
-// Commit implements Storage: it returns once b is durable. Block values
-// are written and fsynced first, then b's log frame, which is the atomic
-// commit point; concurrent commits share those fsyncs (see Dir).
+// Commit implements Storage: it returns once b is durable (or, when
+// DirOptions.DeferSync defers b, written). Block values are written and
+// fsynced first, then b's log frame, which is the atomic commit point;
+// concurrent commits share those fsyncs (see Dir).
 func (d *Dir) Commit(b *Batch) error {
 	p := &pendingCommit{b: b, done: make(chan error, 1)}
 	d.qmu.Lock()
@@ -669,6 +826,10 @@ func (d *Dir) commitGroup(group []*pendingCommit) {
 	if len(ok) == 0 {
 		return
 	}
+	durable := !d.opts.DeferSync || d.deferred+(blocksEnd-d.blocksEnd) >= deferSyncBytes
+	for _, st := range ok {
+		durable = durable || !deferrable(st.p.b)
+	}
 	values = make([]byte, 0, blocksEnd-d.blocksEnd)
 	for _, st := range ok {
 		for _, v := range st.values {
@@ -680,18 +841,30 @@ func (d *Dir) commitGroup(group []*pendingCommit) {
 			st.p.done <- err
 		}
 	}
-	if len(values) > 0 {
-		if err := d.appendSync(d.blocks, "blocks", d.blocksEnd, values); err != nil {
+	if !durable && !d.deferring {
+		if err := d.beginDeferred(); err != nil {
 			fail(err)
 			return
 		}
 	}
-	if err := d.appendSync(d.log, "log", d.logEnd, frames); err != nil {
+	// Values deferred earlier are made durable with these.
+	if len(values) > 0 || (durable && d.deferring) {
+		if err := d.appendSync(d.blocks, "blocks", d.blocksEnd, values, durable); err != nil {
+			fail(err)
+			return
+		}
+	}
+	if err := d.appendSync(d.log, "log", d.logEnd, frames, durable); err != nil {
 		fail(err)
 		return
 	}
 	d.blocksEnd = blocksEnd
 	d.logEnd += uint64(len(frames))
+	if durable {
+		d.endDeferred()
+	} else {
+		d.deferred += uint64(len(values))
+	}
 
 	d.mu.Lock()
 	for _, st := range ok {
@@ -724,11 +897,15 @@ func (d *Dir) commitGroup(group []*pendingCommit) {
 	}
 }
 
-// appendSync writes data at off and fsyncs. On failure it cuts the file
-// back to off so that no later commit lands behind a partial write.
-func (d *Dir) appendSync(f *os.File, name string, off uint64, data []byte) error {
-	_, err := f.WriteAt(data, int64(off))
-	if err == nil {
+// appendSync writes data at off and, if sync is set, fsyncs. On failure it
+// cuts the file back to off so that no later commit lands behind a
+// partial write.
+func (d *Dir) appendSync(f *os.File, name string, off uint64, data []byte, sync bool) error {
+	var err error
+	if len(data) > 0 {
+		_, err = f.WriteAt(data, int64(off))
+	}
+	if err == nil && sync {
 		err = f.Sync()
 	}
 	if err == nil {
@@ -742,7 +919,7 @@ func (d *Dir) appendSync(f *os.File, name string, off uint64, data []byte) error
 	return werr
 }
 
-// Close implements Storage.
+// Close implements Storage. Deferred commits are made durable first.
 func (d *Dir) Close() error {
 	d.wmu.Lock()
 	defer d.wmu.Unlock()
@@ -752,8 +929,23 @@ func (d *Dir) Close() error {
 		return nil
 	}
 	d.closed = true
+	var serr error
+	if d.deferring && d.broken == nil {
+		if serr = d.blocks.Sync(); serr == nil {
+			serr = d.log.Sync()
+		}
+		if serr == nil {
+			d.endDeferred()
+		}
+	}
+	if d.unsynced != nil {
+		d.unsynced.Close()
+	}
 	err1 := d.blocks.Close()
 	err2 := d.log.Close()
+	if serr != nil {
+		return fmt.Errorf("close: sync deferred commits: %w", serr)
+	}
 	if err1 != nil {
 		return fmt.Errorf("close blocks: %w", err1)
 	}
