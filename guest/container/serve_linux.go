@@ -115,7 +115,11 @@ func Serve(ctx context.Context, d Dirs, name string, ev *Events, log *slog.Logge
 	if err != nil {
 		return err
 	}
-	store, err := corestore.Open(d.storeDir(name), nil)
+	// The lazy image keeps every block it reads in its own cache, synced in
+	// batches; the store's copy is for serving peers, and an fsync per
+	// fetched block would cost more than the fetch (in an emulated VM, tens
+	// of milliseconds on every cold read).
+	store, err := corestore.Open(d.storeDir(name), &corestore.Options{DeferSync: true})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
