@@ -107,7 +107,7 @@ func TestConcurrentReadersFetchABlockOnce(t *testing.T) {
 
 func TestSequentialReadahead(t *testing.T) {
 	src := newMemSource(8<<20, 4)
-	im, err := Open(src, Options{Dir: t.TempDir(), Readahead: 8})
+	im, err := Open(src, Options{Dir: t.TempDir(), Readahead: 8, ReadaheadInflight: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,5 +326,70 @@ func TestSyncAfterOverwriteSyncsTheData(t *testing.T) {
 		if syncs.Load() != before+1 {
 			t.Fatalf("an overwrite of %d bytes of a present page was not synced", len(w))
 		}
+	}
+}
+
+// gatedSource is a memSource whose reads of blocks from gateFrom on wait
+// until open is closed; started receives one value per such read begun.
+type gatedSource struct {
+	*memSource
+	gateFrom int64
+	open     chan struct{}
+	started  chan int64
+}
+
+func (g *gatedSource) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	if b := off / g.blkSize; b >= g.gateFrom {
+		g.started <- b
+		<-g.open
+	}
+	return g.memSource.ReadAt(ctx, p, off)
+}
+
+// Readahead keeps at most ReadaheadInflight fetches in flight and does
+// not queue the rest of its window: queued on the link, they would delay
+// the next read that misses.
+func TestReadaheadInflightIsBounded(t *testing.T) {
+	src := &gatedSource{memSource: newMemSource(8<<20, 6), gateFrom: 2, open: make(chan struct{}), started: make(chan int64, 64)}
+	im, err := Open(src, Options{Dir: t.TempDir(), Readahead: 8, ReadaheadInflight: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64<<10)
+	im.ReadAt(context.Background(), buf, 0)
+	im.ReadAt(context.Background(), buf, 64<<10) // sequential: readahead of blocks 2 and 3 only
+	close(src.open)
+	im.Close()
+	var ahead int
+	for b, n := range src.perBlk {
+		if b >= 2 {
+			ahead += n
+		}
+	}
+	if ahead != 2 {
+		t.Fatalf("readahead fetched %d blocks, want 2 (its in-flight bound)", ahead)
+	}
+}
+
+// A read spanning several missing blocks fetches them all at once: the
+// source here answers none until three are asked for, so a read that
+// fetched one block after another would never finish.
+func TestSpanningReadFetchesBlocksTogether(t *testing.T) {
+	src := &gatedSource{memSource: newMemSource(1<<20, 7), gateFrom: 0, open: make(chan struct{}), started: make(chan int64, 64)}
+	go func() {
+		for range 3 {
+			<-src.started
+		}
+		close(src.open)
+	}()
+	im := open(t, src, t.TempDir())
+	defer im.Close()
+	buf := make([]byte, 2*(64<<10)+100)
+	off := int64(64<<10 - 50) // blocks 0, 1, 2 and 3
+	if _, err := im.ReadAt(context.Background(), buf, off); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(buf, src.data[off:off+int64(len(buf))]) {
+		t.Fatal("wrong bytes")
 	}
 }
