@@ -126,17 +126,25 @@ func gatedProxy(t *testing.T, addr string, gate <-chan struct{}) int {
 
 // containerState reads one container's state from `container ls --json` in the VM.
 func containerState(t *testing.T, v *vmtest.VM, name string) container.State {
+	st, ok := lookupState(t, v, name)
+	if !ok {
+		t.Fatalf("no container %s", name)
+	}
+	return st
+}
+
+// lookupState is containerState for a container that may not be listed yet.
+func lookupState(t *testing.T, v *vmtest.VM, name string) (container.State, bool) {
 	var list []container.State
 	if err := json.Unmarshal([]byte(v.On(t).Run("hyperos-guest container ls --json")), &list); err != nil {
 		t.Fatal(err)
 	}
 	for _, st := range list {
 		if st.Name == name {
-			return st
+			return st, true
 		}
 	}
-	t.Fatalf("no container %s", name)
-	return container.State{}
+	return container.State{}, false
 }
 
 // TestLiveBoot shares a Debian image from the host with `hyperos share` and
@@ -210,10 +218,11 @@ func TestLiveBoot(t *testing.T) {
 			}
 			done <- out
 		}()
-		// Wait until it is fetching, then take the seeder away.
+		// Wait until it is fetching (the boot command may not have made the
+		// container yet), then take the seeder away.
 		for i := 0; ; i++ {
 			time.Sleep(200 * time.Millisecond)
-			if st := containerState(t, v, "late"); st.Stats.Fetched > 1<<20 || i > 600 {
+			if st, ok := lookupState(t, v, "late"); ok && st.Stats.Fetched > 1<<20 || i > 600 {
 				break
 			}
 		}
