@@ -2,7 +2,7 @@
 
 // Package imagetest gives end-to-end tests a small bootable Debian container
 // image, the kind `hyperos image create` makes for a user. It is built once
-// (mmdebstrap, a few minutes) and cached under build/cache/container; test
+// (mmdebstrap, a few minutes) and cached under build/cache/container/RECIPE; test
 // packages that run in parallel share one build through a file lock.
 package imagetest
 
@@ -20,6 +20,10 @@ import (
 	"github.com/hyperos/hyperos/vm/vmtest"
 )
 
+// recipe names the cached image's build; change it when what
+// imagecreate.Create makes changes, so that tests stop using an old image.
+const recipe = "4k"
+
 // Debian returns the path of the cached Debian image (systemd, hostname
 // "debian"), building it first if needed.
 func Debian(t testing.TB) string {
@@ -29,8 +33,8 @@ func Debian(t testing.TB) string {
 	vmtest.Require(t, err == nil, "mmdebstrap is not installed")
 	_, file, _, _ := runtime.Caller(0)
 	dir := filepath.Join(filepath.Dir(file), "..", "..", "..", "build", "cache", "container")
-	img := filepath.Join(dir, "debian.img")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	img := filepath.Join(dir, recipe, "debian.img")
+	if err := os.MkdirAll(filepath.Dir(img), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_RDWR|os.O_CREATE, 0o600)
