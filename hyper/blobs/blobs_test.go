@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -410,6 +411,7 @@ type gatedCore struct {
 	mu      sync.Mutex
 	waiting int
 	open    chan struct{}
+	entered chan struct{} // if set, gets a value as each Get starts waiting
 }
 
 func (g *gatedCore) Get(ctx context.Context, index uint64) ([]byte, error) {
@@ -419,6 +421,9 @@ func (g *gatedCore) Get(ctx context.Context, index uint64) ([]byte, error) {
 		close(g.open)
 	}
 	g.mu.Unlock()
+	if g.entered != nil {
+		g.entered <- struct{}{}
+	}
 	select {
 	case <-g.open:
 	case <-ctx.Done():
@@ -469,5 +474,27 @@ func TestConcurrentReadsFetchTogether(t *testing.T) {
 	}
 	if core.seeks != 0 {
 		t.Errorf("%d seeks for a blob of the reader's block size", core.seeks)
+	}
+}
+
+// ReadAtContext gives up on a block it waits for when its context ends,
+// whatever the reader's own context.
+func TestReadAtContextEnds(t *testing.T) {
+	mc := memcore.New()
+	data := content(1, 256)
+	if _, err := mc.Append(data); err != nil {
+		t.Fatal(err)
+	}
+	core := &gatedCore{offsetCore: &offsetCore{seekCore: seekCore{Core: mc, lengths: []uint64{256}}}, n: 2,
+		open: make(chan struct{}), entered: make(chan struct{}, 1)}
+	id := blobs.ID{BlockOffset: 0, BlockLength: 1, ByteOffset: 0, ByteLength: 256}
+	r := blobs.New(core, &blobs.Options{BlockSize: 256}).NewReader(context.Background(), id)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-core.entered
+		cancel()
+	}()
+	if _, err := r.ReadAtContext(ctx, make([]byte, 10), 0); !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
 	}
 }

@@ -232,7 +232,7 @@ func (r *Reader) locateLinear(off uint64) (idx, start, want uint64, err error) {
 			return 0, 0, 0, fmt.Errorf("%w: blocks hold fewer than %d bytes", ErrCorrupt, off+1)
 		}
 		idx := id.BlockOffset + uint64(n)
-		blk, err := r.fetch(idx, r.starts[n], 0, true)
+		blk, err := r.fetch(r.ctx, idx, r.starts[n], 0, true)
 		if err != nil {
 			return 0, 0, 0, err
 		}
@@ -245,8 +245,8 @@ func (r *Reader) locateLinear(off uint64) (idx, start, want uint64, err error) {
 // expected of it: want bytes (when not 0) starting at blob offset start.
 // linear is r.linear as locate saw it. It does not touch the reader's
 // state, so it runs without mu.
-func (r *Reader) fetch(idx, start, want uint64, linear bool) ([]byte, error) {
-	blk, err := r.b.core.Get(r.ctx, idx)
+func (r *Reader) fetch(ctx context.Context, idx, start, want uint64, linear bool) ([]byte, error) {
+	blk, err := r.b.core.Get(ctx, idx)
 	if err != nil {
 		return nil, fmt.Errorf("blobs: read block %d: %w", idx, err)
 	}
@@ -275,10 +275,24 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, errors.New("blobs: negative offset")
 	}
-	return r.readAt(p, uint64(off))
+	return r.readAt(r.ctx, p, uint64(off))
 }
 
-func (r *Reader) readAt(p []byte, off uint64) (int, error) {
+// ReadAtContext is ReadAt that also gives up, on the blocks it waits
+// for, when ctx ends: a read whose caller went away (an interrupted
+// request, a closed image) does not wait for a peer that may never answer.
+func (r *Reader) ReadAtContext(ctx context.Context, p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errors.New("blobs: negative offset")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(r.ctx, cancel)
+	defer stop()
+	return r.readAt(ctx, p, uint64(off))
+}
+
+func (r *Reader) readAt(ctx context.Context, p []byte, off uint64) (int, error) {
 	r.mu.Lock()
 	err := r.loadLayout()
 	size := r.size
@@ -301,7 +315,7 @@ func (r *Reader) readAt(p []byte, off uint64) (int, error) {
 			return n, err
 		}
 		if blk == nil {
-			blk, err = r.fetch(idx, start, want, linear)
+			blk, err = r.fetch(ctx, idx, start, want, linear)
 			if errors.Is(err, errGuessWrong) {
 				if _, ok := r.b.core.(Seeker); ok {
 					seek = true // this position seeks; later ones guess again
@@ -342,7 +356,7 @@ func (r *Reader) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	n, err := r.readAt(p, uint64(r.pos))
+	n, err := r.readAt(r.ctx, p, uint64(r.pos))
 	r.pos += int64(n)
 	if err == io.EOF && n > 0 {
 		err = nil
