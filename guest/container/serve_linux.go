@@ -23,7 +23,10 @@ import (
 )
 
 // blobSource adapts a Hyperdrive file to lazyimage.Source; every byte it returns
-// was verified against the drive's Merkle tree by hyper/core.
+// was verified against the drive's Merkle tree by hyper/core. Reads run
+// concurrently (the lazy image fetches a read's blocks, and readahead, at
+// once), and each gives up when its context ends, so that closing the image
+// does not wait for a peer that is gone.
 type blobSource struct {
 	r    *blobs.Reader
 	size int64
@@ -31,7 +34,7 @@ type blobSource struct {
 
 func (b *blobSource) Size() int64 { return b.size }
 func (b *blobSource) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
-	return b.r.ReadAt(p, off)
+	return b.r.ReadAtContext(ctx, p, off)
 }
 
 // peers keeps one connection to each named peer, redialing with backoff when one
