@@ -44,7 +44,8 @@ type Options struct {
 	// the next read that misses, which then waits for all of it.
 	ReadaheadInflight int
 	// CacheSyncBytes is how much newly fetched data may accumulate before the cache
-	// bitmap is saved (a crash re-fetches at most this much); default 8 MiB.
+	// bitmap is saved, in the background (a crash re-fetches about this much);
+	// default 8 MiB.
 	CacheSyncBytes int64
 }
 
@@ -302,7 +303,15 @@ func (im *Image) fetchBlock(ctx context.Context, b int64) error {
 	}
 	im.mu.Unlock()
 	if save {
-		return im.syncCache()
+		// In the background: the read that crossed the mark has its data,
+		// and saving the bitmap (an fsync of the data first) would hold it
+		// up for as long as all the fetches since the last save took to
+		// write back. A failed save leaves the bits dirty for the next.
+		im.wg.Add(1)
+		go func() {
+			defer im.wg.Done()
+			im.syncCache()
+		}()
 	}
 	return nil
 }
