@@ -249,38 +249,45 @@ func (s *Store) Get(key [32]byte) (*Core, error) {
 // it (open, or on disk from an earlier run), and ErrNotFound otherwise.
 // Connections use it to answer a remote's channel open.
 func (s *Store) ByDiscoveryKey(dk [32]byte) (*Core, error) {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil, fmt.Errorf("corestore: %w", store.ErrClosed)
-	}
-	c := s.cores[dk]
-	s.mu.Unlock()
-	if c != nil {
-		return c, nil
-	}
-	if s.dir == "" {
-		return nil, ErrNotFound
-	}
-	// Only look at directories that exist: opening storage would create
-	// one for every discovery key a remote cares to name.
-	if !s.hasDir(dk) {
-		return nil, ErrNotFound
-	}
-	st, err := s.storage(dk)
+	key, err := s.storedKey(dk)
 	if err != nil {
 		return nil, err
 	}
-	h, err := st.Header()
-	if err != nil || h == nil {
-		st.Close()
-		if err == nil {
-			err = ErrNotFound
-		}
-		return nil, fmt.Errorf("corestore: core %x: %w", dk[:8], err)
+	return s.Get(key)
+}
+
+// storedKey finds the key of the core with discovery key dk, open or on
+// disk. It holds the store's lock while it reads a stored header, as open
+// does while it opens storage: a core's files are locked while open, and a
+// probe racing an open of the same core would find them locked by its own
+// process.
+func (s *Store) storedKey(dk [32]byte) ([32]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return [32]byte{}, fmt.Errorf("corestore: %w", store.ErrClosed)
 	}
-	st.Close()
-	return s.Get(h.Key)
+	if c := s.cores[dk]; c != nil {
+		return c.Key(), nil
+	}
+	// Only look at directories that exist: opening storage would create
+	// one for every discovery key a remote cares to name.
+	if s.dir == "" || !s.hasDir(dk) {
+		return [32]byte{}, ErrNotFound
+	}
+	st, err := s.storage(dk)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	defer st.Close()
+	h, err := st.Header()
+	if err == nil && h == nil {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return [32]byte{}, fmt.Errorf("corestore: core %x: %w", dk[:8], err)
+	}
+	return h.Key, nil
 }
 
 func (s *Store) hasDir(dk [32]byte) bool {

@@ -120,3 +120,42 @@ func TestLoosePrimaryKeyRefused(t *testing.T) {
 		t.Fatal("opened a store whose primary key others can read")
 	}
 }
+
+// A remote's channel open (ByDiscoveryKey) arriving while the same core is
+// being opened (Get) must not open its storage a second time: the second
+// open finds the files locked, and either call failed with "in use by
+// another process" although no other process was there.
+func TestByDiscoveryKeyDuringGet(t *testing.T) {
+	key := [32]byte{7}
+	dk := merkle.DiscoveryKey(key)
+	for i := 0; i < 200; i++ {
+		s, err := Open(t.TempDir(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			for {
+				c, err := s.ByDiscoveryKey(dk)
+				switch {
+				case errors.Is(err, ErrNotFound):
+					continue
+				case err != nil:
+					done <- err
+				case c.Key() != key:
+					done <- errors.New("ByDiscoveryKey returned another core")
+				default:
+					done <- nil
+				}
+				return
+			}
+		}()
+		if _, err := s.Get(key); err != nil {
+			t.Fatalf("round %d: Get: %v", i, err)
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("round %d: ByDiscoveryKey: %v", i, err)
+		}
+		s.Close()
+	}
+}
