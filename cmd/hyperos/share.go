@@ -14,6 +14,7 @@ import (
 
 	"github.com/hyperos/hyperos/app/config"
 	"github.com/hyperos/hyperos/app/shares"
+	"github.com/hyperos/hyperos/hyper/core/store"
 	"github.com/hyperos/hyperos/hyper/corestore"
 	"github.com/hyperos/hyperos/hyper/link"
 	"github.com/hyperos/hyperos/hyper/peer"
@@ -58,7 +59,7 @@ func cmdShare(ctx context.Context, e env) error {
 	defer st.Close()
 	d, err := share.OpenWritable(st, share.DriveNamespace(abs))
 	if err != nil {
-		return err
+		return lockHint(err)
 	}
 	res, err := share.Publish(ctx, d, abs)
 	if err != nil {
@@ -149,7 +150,7 @@ func cmdGet(ctx context.Context, e env) error {
 	}()
 	d, err := share.OpenRemote(ctx, st, l.Key, conns)
 	if err != nil {
-		return withCause(ctx, err)
+		return withCause(ctx, lockHint(err))
 	}
 	bar := newBar(e.stderr, *quiet)
 	res, err := share.Fetch(ctx, d, l, dest, &share.FetchOptions{Progress: bar.update, Conns: conns})
@@ -162,6 +163,16 @@ func cmdGet(ctx context.Context, e env) error {
 	}
 	fmt.Fprintf(e.stderr, "%s: %d files, %s, version %d\n", res.Dest, res.Files, humanBytes(float64(res.Bytes)), res.Version)
 	return nil
+}
+
+// lockHint says what to do when a drive's storage is locked: another
+// hyperos process (a share of the same path, or a get of the same link)
+// holds it, and one drive's storage has one user at a time.
+func lockHint(err error) error {
+	if errors.Is(err, store.ErrLocked) {
+		return fmt.Errorf("%w\nanother hyperos process (a running share or get of this drive) is using it: stop that one first, or give this one its own HYPEROS_HOME", err)
+	}
+	return err
 }
 
 // withCause adds why ctx was cancelled to err.

@@ -74,6 +74,15 @@ func TestShareThenGet(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(dest, "a.txt")); string(b) != "hello" {
 		t.Fatalf("a.txt: %q", b)
 	}
+	// A get with the seeder's own home, while it seeds, finds the drive's
+	// storage in use, and says what to do.
+	t.Setenv("HYPEROS_HOME", filepath.Join(tmp, "seeder"))
+	stderr.Reset()
+	if c := run(ctx, []string{"get", l1, filepath.Join(tmp, "same"), "--peer", addr}, nil, io.Discard, &stderr); c != 1 ||
+		!strings.Contains(stderr.String(), "stop that one first, or give this one its own HYPEROS_HOME") {
+		t.Fatalf("get beside a running share of its home exited %d: %s", c, stderr.String())
+	}
+	t.Setenv("HYPEROS_HOME", filepath.Join(tmp, "getter"))
 	// One file by its link, into the current name.
 	one := filepath.Join(tmp, "one.txt")
 	if c := run(ctx, []string{"get", l1 + "a.txt", one, "--peer", addr}, nil, io.Discard, &stderr); c != 0 {
