@@ -172,7 +172,7 @@ func Serve(ctx context.Context, d Dirs, name string, ev *Events, log *slog.Logge
 	if err != nil {
 		return err
 	}
-	im, err := lazyimage.Open(&blobSource{r: reader, size: int64(size)}, lazyimage.Options{Dir: d.cacheDir(name), Readahead: 16})
+	im, err := lazyimage.Open(&blobSource{r: reader, size: int64(size)}, lazyimage.Options{Dir: d.cacheDir(name), Readahead: 16, MissReadahead: 2})
 	if err != nil {
 		return err
 	}

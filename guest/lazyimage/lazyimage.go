@@ -38,6 +38,12 @@ type Options struct {
 	Dir       string // where the cache and overlay live (on the data disk)
 	BlockSize int    // fetch granularity; default 64 KiB, a Hyperdrive blob block
 	Readahead int    // blocks fetched ahead of a sequential reader; default 16, 0 disables
+	// MissReadahead is how many blocks after a read that had to fetch are
+	// fetched with it, sequential or not; 0 disables. Files in an image
+	// mostly lie in consecutive blocks, so the block after a miss is often
+	// read soon, though rarely by the very next read (which is what
+	// Readahead waits for).
+	MissReadahead int
 	// ReadaheadInflight bounds the readahead fetches in flight at once;
 	// default 4, about what a 100 Mbit/s link carries in a 20 ms round
 	// trip. Readahead beyond that would only queue on the link in front of
@@ -95,6 +101,9 @@ func Open(src Source, opt Options) (*Image, error) {
 	if opt.Readahead < 0 {
 		opt.Readahead = 0
 	}
+	if opt.MissReadahead < 0 {
+		opt.MissReadahead = 0
+	}
 	if opt.ReadaheadInflight <= 0 {
 		opt.ReadaheadInflight = 4
 	}
@@ -148,8 +157,10 @@ func (im *Image) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	if int64(len(want)) > im.size-off {
 		want = want[:im.size-off]
 	}
-	im.noteRead(off, int64(len(want)))
-	im.fetchAhead(off, int64(len(want)))
+	// The read's own blocks are asked for first, readahead after them, so
+	// that on the link the read never waits behind its readahead.
+	missed := im.fetchRead(off, int64(len(want)))
+	im.noteRead(off, int64(len(want)), missed)
 	n := 0
 	for n < len(want) {
 		pos := off + int64(n)
@@ -176,16 +187,20 @@ func (im *Image) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// fetchAhead starts fetching, all at once, the missing blocks of a read
-// that spans several, but the first (which the read itself fetches): one
-// round trip for the read rather than one per block. The fetches are the
-// image's, not the read's: a block other readers may wait for is not
-// failed by one read's cancellation.
-func (im *Image) fetchAhead(off, n int64) {
+// fetchRead starts fetching, all at once, the missing blocks of a read
+// (which then waits for them): one round trip for a read that spans
+// several blocks rather than one per block. It reports whether any block
+// was missing. The fetches are the image's, not the read's: a block other
+// readers may wait for is not failed by one read's cancellation.
+func (im *Image) fetchRead(off, n int64) (missed bool) {
 	bs := int64(im.opt.BlockSize)
 	last := (off + n - 1) / bs
-	for b := off/bs + 1; b <= last; b++ {
-		if im.cache.has(b) || im.fetching(b) {
+	for b := off / bs; b <= last; b++ {
+		if im.cache.has(b) {
+			continue
+		}
+		missed = true
+		if im.fetching(b) {
 			continue
 		}
 		im.wg.Add(1)
@@ -194,6 +209,7 @@ func (im *Image) fetchAhead(off, n int64) {
 			im.ensure(im.ctx, b)
 		}()
 	}
+	return missed
 }
 
 // fetching reports whether block b is being fetched.
@@ -204,21 +220,26 @@ func (im *Image) fetching(b int64) bool {
 	return ok
 }
 
-// noteRead starts readahead when a read continues where the previous one
-// ended: the missing blocks of the window after it, nearest first, as long
-// as there are readahead slots. A full window is not queued: the next
-// sequential read moves it on.
-func (im *Image) noteRead(off, n int64) {
+// noteRead starts readahead: Readahead blocks when a read continues where
+// the previous one ended, at least MissReadahead when it missed. It
+// fetches the missing blocks of that window, nearest first, as long as
+// there are readahead slots. A full window is not queued: the next read
+// moves it on.
+func (im *Image) noteRead(off, n int64, missed bool) {
 	im.mu.Lock()
 	sequential := off == im.lastEnd && off != 0
 	im.lastEnd = off + n
 	im.mu.Unlock()
-	if !sequential || im.opt.Readahead == 0 {
-		return
+	ahead := 0
+	if sequential {
+		ahead = im.opt.Readahead
+	}
+	if missed {
+		ahead = max(ahead, im.opt.MissReadahead)
 	}
 	bs := int64(im.opt.BlockSize)
 	first := (off + n + bs - 1) / bs
-	for b := first; b < first+int64(im.opt.Readahead) && b*bs < im.size; b++ {
+	for b := first; b < first+int64(ahead) && b*bs < im.size; b++ {
 		if im.cache.has(b) || im.fetching(b) {
 			continue
 		}

@@ -393,3 +393,34 @@ func TestSpanningReadFetchesBlocksTogether(t *testing.T) {
 		t.Fatal("wrong bytes")
 	}
 }
+
+// A read that misses also fetches the next MissReadahead blocks, even when
+// it does not continue the previous read; a read that hits fetches none.
+func TestMissReadahead(t *testing.T) {
+	src := newMemSource(2<<20, 8)
+	im, err := Open(src, Options{Dir: t.TempDir(), MissReadahead: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	im.ReadAt(context.Background(), buf, 5<<16+100)  // misses block 5: 6 and 7 come along
+	im.ReadAt(context.Background(), buf, 12<<16+100) // misses block 12: 13 and 14
+	im.Close()
+	im, err = Open(src, Options{Dir: im.opt.Dir, MissReadahead: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	im.ReadAt(context.Background(), buf, 6<<16) // a hit: nothing more
+	im.Close()
+	want := map[int64]int{5: 1, 6: 1, 7: 1, 12: 1, 13: 1, 14: 1}
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	for b, n := range src.perBlk {
+		if want[b] != n {
+			t.Errorf("block %d fetched %d times, want %d", b, n, want[b])
+		}
+	}
+	if len(src.perBlk) != len(want) {
+		t.Errorf("fetched blocks %v, want %v", src.perBlk, want)
+	}
+}
