@@ -196,7 +196,7 @@ func (im *Image) fetchRead(off, n int64) (missed bool) {
 	bs := int64(im.opt.BlockSize)
 	last := (off + n - 1) / bs
 	for b := off / bs; b <= last; b++ {
-		if im.cache.has(b) {
+		if im.cache.has(b) || im.written(max(off, b*bs), min(off+n, (b+1)*bs)) {
 			continue
 		}
 		missed = true
@@ -210,6 +210,18 @@ func (im *Image) fetchRead(off, n int64) (missed bool) {
 		}()
 	}
 	return missed
+}
+
+// written reports whether every page of [from, to) is in the overlay: a
+// read there needs nothing from the image (a replayed journal, say, reads
+// back what the container wrote).
+func (im *Image) written(from, to int64) bool {
+	for page := from / PageSize; page*PageSize < to; page++ {
+		if !im.over.has(page) {
+			return false
+		}
+	}
+	return true
 }
 
 // fetching reports whether block b is being fetched.

@@ -424,3 +424,26 @@ func TestMissReadahead(t *testing.T) {
 		t.Errorf("fetched blocks %v, want %v", src.perBlk, want)
 	}
 }
+
+// Reading back what the container wrote fetches nothing from the image,
+// even across blocks the cache does not hold.
+func TestReadsOfWrittenPagesFetchNothing(t *testing.T) {
+	src := newMemSource(1<<20, 12)
+	im := open(t, src, t.TempDir())
+	defer im.Close()
+	ctx := context.Background()
+	// Two whole blocks' worth of pages, straddling a block boundary.
+	data := bytes.Repeat([]byte{5}, 2*(64<<10))
+	off := int64(32 << 10)
+	if _, err := im.WriteAt(ctx, data, off); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(data))
+	if _, err := im.ReadAt(ctx, got, off); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read back: %v", err)
+	}
+	im.wg.Wait() // any fetch the read started
+	if n := src.reads.Load(); n != 0 {
+		t.Fatalf("reading written pages asked the source %d times", n)
+	}
+}
