@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -151,6 +152,11 @@ func lookupState(t *testing.T, v *vmtest.VM, name string) (container.State, bool
 // live-boots it in the real VM over QEMU's user network (the host is 10.0.2.2).
 func TestLiveBoot(t *testing.T) {
 	img := imagetest.Debian(t)
+	// The image `hyperos image create` makes has 4 KiB blocks, so the
+	// container's writes are whole overlay pages.
+	if out, err := exec.Command("dumpe2fs", "-h", img).Output(); err != nil || !regexp.MustCompile(`(?m)^Block size:\s+4096$`).Match(out) {
+		t.Fatalf("dumpe2fs -h %s: %v\n%s", img, err, out)
+	}
 	sd := share(t, img)
 	link, port := sd.link, sd.port
 	if !strings.HasPrefix(link, "hyper://") || !strings.HasSuffix(link, "/debian.img") {
