@@ -123,9 +123,9 @@ func (b *bitmapFile) set(i int64) {
 	b.wrote = true
 }
 
-// written records a write to units already present: their bits do not change,
-// but the next sync must still make the data durable.
-func (b *bitmapFile) written() {
+// noteWrite records a write to units already present: their bits do not
+// change, but the next sync must still make the data durable.
+func (b *bitmapFile) noteWrite() {
 	b.mu.Lock()
 	b.wrote = true
 	b.mu.Unlock()

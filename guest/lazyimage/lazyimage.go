@@ -291,6 +291,12 @@ func (im *Image) ensure(ctx context.Context, b int64) error {
 		return nil
 	}
 	im.mu.Lock()
+	// Again under the lock: a fetch that ended since the check above has
+	// set the bit before leaving inflight, and must not be fetched twice.
+	if im.cache.has(b) {
+		im.mu.Unlock()
+		return nil
+	}
 	if f, ok := im.inflight[b]; ok {
 		im.mu.Unlock()
 		select {
@@ -366,7 +372,7 @@ func (im *Image) WriteAt(ctx context.Context, p []byte, off int64) (int, error) 
 		var err error
 		if im.over.has(page) {
 			if _, err = im.over.data.WriteAt(chunk, pos); err == nil {
-				im.over.written()
+				im.over.noteWrite()
 			}
 		} else {
 			err = im.firstWrite(ctx, page, chunk, pos)
